@@ -1,0 +1,15 @@
+//! Generated wire types. `thanos` holds the StoreAPI (`thanos.Store`) and
+//! `thanos::info` the Info service; `prometheus` holds remote read (prompb).
+#![allow(clippy::all, clippy::pedantic)]
+
+pub mod thanos {
+    tonic::include_proto!("thanos");
+
+    pub mod info {
+        tonic::include_proto!("thanos.info");
+    }
+}
+
+pub mod prometheus {
+    tonic::include_proto!("prometheus");
+}

@@ -1,0 +1,1 @@
+//! XOR chunks and TSDB blocks.
