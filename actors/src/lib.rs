@@ -1,1 +1,10 @@
-//! Actors.
+//! Skein's actors and the StoreAPI services they back.
+//!
+//! - [`sidecar`]: next to a Prometheus; serves its data over the StoreAPI.
+//! - [`query`]: the store set, fan-out over StoreAPIs, merge and dedup, and
+//!   the [`skein_promql::SeriesSource`] the engine reads from.
+//! - [`matchers`]: label and matcher conversions shared by both.
+
+pub mod matchers;
+pub mod query;
+pub mod sidecar;

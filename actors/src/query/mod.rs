@@ -1,0 +1,1 @@
+//! The query actor: store set, fan-out, merge.

@@ -1,0 +1,1 @@
+//! The sidecar actor: a Prometheus served over the StoreAPI.
