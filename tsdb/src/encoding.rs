@@ -15,7 +15,8 @@ pub enum DecodeError {
     VarintOverflow,
 }
 
-/// Appends bits to a byte vector, most significant bit first.
+/// Appends bits to a byte vector, most significant bit first, with the same byte layout as
+/// Prometheus' `bstream` (including its empty trailing byte after byte-aligned writes).
 #[derive(Debug, Clone, Default)]
 pub struct BitWriter {
     buf: Vec<u8>,
@@ -50,10 +51,8 @@ impl BitWriter {
             self.free = 8;
         }
         self.free -= 1;
-        if bit {
-            if let Some(last) = self.buf.last_mut() {
-                *last |= 1 << self.free;
-            }
+        if bit && let Some(last) = self.buf.last_mut() {
+            *last |= 1 << self.free;
         }
     }
 
@@ -73,6 +72,12 @@ impl BitWriter {
                 *last |= (chunk as u8) << self.free;
             }
             left -= take;
+        }
+        // Prometheus' bstream writes whole bytes with `writeByte`, which always leaves an empty
+        // trailing byte when it ends on a byte boundary. Mirror that so chunks are byte-identical.
+        if nbits > 0 && nbits.is_multiple_of(8) && self.free == 0 {
+            self.buf.push(0);
+            self.free = 8;
         }
     }
 
@@ -137,7 +142,11 @@ impl<'a> BitReader<'a> {
             let avail = 8 - offset;
             let take = left.min(avail);
             let bits = (u64::from(*byte) >> (avail - take)) & mask(take as u8);
-            out = if take == 64 { bits } else { (out << take) | bits };
+            out = if take == 64 {
+                bits
+            } else {
+                (out << take) | bits
+            };
             self.pos += take;
             left -= take;
         }

@@ -1,1 +1,4 @@
-//! XOR chunks and TSDB blocks.
+//! Prometheus TSDB formats: XOR chunks and (later) blocks.
+
+pub mod chunkenc;
+pub mod encoding;

@@ -25,7 +25,9 @@ pub enum ChunkError {
         source: DecodeError,
     },
     /// A value header announced more than 64 significant bits.
-    #[error("invalid XOR value window at sample {sample}: {leading} leading zeros + {significant} significant bits > 64")]
+    #[error(
+        "invalid XOR value window at sample {sample}: {leading} leading zeros + {significant} significant bits > 64"
+    )]
     BadValueWindow {
         sample: usize,
         leading: u8,
