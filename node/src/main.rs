@@ -1,3 +1,41 @@
-mod api;
+//! `skein`: one binary for every Skein node.
 
-fn main() {}
+mod api;
+mod cli;
+mod config;
+mod grpc;
+mod http;
+mod logging;
+mod readiness;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli.command {
+        cli::Command::Node(args) => {
+            let config = match args.resolve() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("skein: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            if let Err(e) = logging::init(config.log_format, &config.log_level) {
+                eprintln!("skein: {e}");
+                return ExitCode::from(2);
+            }
+            match run::node(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("skein: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,326 @@
+//! Command line: `skein node` and its flags. Every config key has a flag
+//! and an environment variable; flags win over the file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{
+    Config, ConfigError, FileConfig, LogFormat, QuerySettings, Role, SidecarSettings, parse_addr,
+    parse_duration,
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "skein",
+    version,
+    about = "One PromQL view and long-term storage over many Prometheus servers",
+    long_about = "Skein gives many Prometheus servers, in many clusters, one PromQL view and \
+                  long-term storage. Every node runs the roles its config names: sidecar (serves \
+                  a Prometheus over the Thanos StoreAPI) and query (fans PromQL out over StoreAPIs \
+                  and serves the Prometheus HTTP API)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node with the roles its config or flags name.
+    Node(Box<NodeArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// YAML config file; flags and environment variables override its keys.
+    #[arg(long, env = "SKEIN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Roles this node runs, comma separated: sidecar, query. [config: roles]
+    #[arg(long, env = "SKEIN_ROLES", value_delimiter = ',', value_name = "ROLE,...")]
+    pub roles: Option<Vec<Role>>,
+
+    /// Listen address for HTTP: /metrics, /-/healthy, /-/ready and, with the
+    /// query role, the Prometheus HTTP API. [config: http_address] [default: 127.0.0.1:10902]
+    #[arg(long = "http-address", env = "SKEIN_HTTP_ADDRESS", value_name = "HOST:PORT")]
+    pub http_address: Option<String>,
+
+    /// Listen address for gRPC: the StoreAPI (thanos.Store, thanos.info.Info)
+    /// of the sidecar role. [config: grpc_address] [default: 127.0.0.1:10901]
+    #[arg(long = "grpc-address", env = "SKEIN_GRPC_ADDRESS", value_name = "HOST:PORT")]
+    pub grpc_address: Option<String>,
+
+    /// Log format. [config: log.format] [default: text]
+    #[arg(long = "log.format", env = "SKEIN_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Log level or tracing filter (e.g. info, debug, skein_actors=debug).
+    /// [config: log.level] [default: info]
+    #[arg(long = "log.level", env = "SKEIN_LOG_LEVEL", value_name = "FILTER")]
+    pub log_level: Option<String>,
+
+    /// URL of the Prometheus the sidecar serves. [config: sidecar.prometheus_url]
+    /// [default: http://127.0.0.1:9090]
+    #[arg(long = "sidecar.prometheus-url", env = "SKEIN_SIDECAR_PROMETHEUS_URL", value_name = "URL")]
+    pub sidecar_prometheus_url: Option<String>,
+
+    /// How often the sidecar re-reads Prometheus's external labels and checks
+    /// it is up. [config: sidecar.refresh_interval] [default: 30s]
+    #[arg(long = "sidecar.refresh-interval", env = "SKEIN_SIDECAR_REFRESH_INTERVAL", value_name = "DURATION")]
+    pub sidecar_refresh_interval: Option<String>,
+
+    /// Timeout of the sidecar's calls to Prometheus's HTTP API (not remote
+    /// read streams). [config: sidecar.request_timeout] [default: 30s]
+    #[arg(long = "sidecar.request-timeout", env = "SKEIN_SIDECAR_REQUEST_TIMEOUT", value_name = "DURATION")]
+    pub sidecar_request_timeout: Option<String>,
+
+    /// StoreAPI address to query, repeatable (host:port).
+    /// [config: query.stores]
+    #[arg(long = "query.store", env = "SKEIN_QUERY_STORES", value_delimiter = ',', value_name = "HOST:PORT")]
+    pub query_stores: Vec<String>,
+
+    /// Label that tells HA replicas apart; removed for deduplication.
+    /// Repeatable. [config: query.replica_labels] [default: replica]
+    #[arg(long = "query.replica-label", env = "SKEIN_QUERY_REPLICA_LABELS", value_delimiter = ',', value_name = "NAME")]
+    pub query_replica_labels: Vec<String>,
+
+    /// How far back an instant selector looks for a sample.
+    /// [config: query.lookback_delta] [default: 5m]
+    #[arg(long = "query.lookback-delta", env = "SKEIN_QUERY_LOOKBACK_DELTA", value_name = "DURATION")]
+    pub query_lookback_delta: Option<String>,
+
+    /// Maximum time a query may run. [config: query.timeout] [default: 2m]
+    #[arg(long = "query.timeout", env = "SKEIN_QUERY_TIMEOUT", value_name = "DURATION")]
+    pub query_timeout: Option<String>,
+
+    /// Maximum number of samples a query may hold in memory.
+    /// [config: query.max_samples] [default: 50000000]
+    #[arg(long = "query.max-samples", env = "SKEIN_QUERY_MAX_SAMPLES", value_name = "N")]
+    pub query_max_samples: Option<usize>,
+
+    /// Answer with the data of the stores that answered (and a warning)
+    /// when some fail; false fails the query. Per request: partial_response=.
+    /// [config: query.partial_response] [default: true]
+    #[arg(long = "query.partial-response", env = "SKEIN_QUERY_PARTIAL_RESPONSE", value_name = "BOOL")]
+    pub query_partial_response: Option<bool>,
+
+    /// How often each store's Info is checked. [config: query.info_interval] [default: 5s]
+    #[arg(long = "query.info-interval", env = "SKEIN_QUERY_INFO_INTERVAL", value_name = "DURATION")]
+    pub query_info_interval: Option<String>,
+
+    /// Timeout of one Info call. [config: query.info_timeout] [default: 5s]
+    #[arg(long = "query.info-timeout", env = "SKEIN_QUERY_INFO_TIMEOUT", value_name = "DURATION")]
+    pub query_info_timeout: Option<String>,
+
+    /// Deadline of one store's Series stream; a slower store becomes a
+    /// warning. [config: query.store_timeout] [default: 2m]
+    #[arg(long = "query.store-timeout", env = "SKEIN_QUERY_STORE_TIMEOUT", value_name = "DURATION")]
+    pub query_store_timeout: Option<String>,
+}
+
+fn dur(
+    key: &'static str,
+    flag: &Option<String>,
+    file: Option<&String>,
+    default: &str,
+) -> Result<std::time::Duration, ConfigError> {
+    let s = flag.as_deref().or(file.map(String::as_str)).unwrap_or(default);
+    parse_duration(key, s)
+}
+
+impl NodeArgs {
+    /// Merges defaults, the config file and the flags into the config the
+    /// node runs with, and checks it.
+    pub fn resolve(&self) -> Result<Config, ConfigError> {
+        let file = match &self.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let fl = file.log.unwrap_or_default();
+        let fs = file.sidecar.unwrap_or_default();
+        let fq = file.query.unwrap_or_default();
+
+        let roles = self.roles.clone().or(file.roles).unwrap_or_default();
+        if roles.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "roles",
+                message: "no role given; set `roles: [sidecar]`, `[query]` or both".into(),
+            });
+        }
+        let http = self
+            .http_address
+            .clone()
+            .or(file.http_address)
+            .unwrap_or_else(|| "127.0.0.1:10902".into());
+        let grpc = self
+            .grpc_address
+            .clone()
+            .or(file.grpc_address)
+            .unwrap_or_else(|| "127.0.0.1:10901".into());
+
+        let sidecar = SidecarSettings {
+            prometheus_url: self
+                .sidecar_prometheus_url
+                .clone()
+                .or(fs.prometheus_url)
+                .unwrap_or_else(|| "http://127.0.0.1:9090".into()),
+            refresh_interval: dur(
+                "sidecar.refresh_interval",
+                &self.sidecar_refresh_interval,
+                fs.refresh_interval.as_ref(),
+                "30s",
+            )?,
+            request_timeout: dur(
+                "sidecar.request_timeout",
+                &self.sidecar_request_timeout,
+                fs.request_timeout.as_ref(),
+                "30s",
+            )?,
+        };
+        if !(sidecar.prometheus_url.starts_with("http://")
+            || sidecar.prometheus_url.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid {
+                key: "sidecar.prometheus_url",
+                message: format!(
+                    "{:?} must start with http:// or https://",
+                    sidecar.prometheus_url
+                ),
+            });
+        }
+
+        let pick = |flag: &Vec<String>, file: Option<Vec<String>>, default: Vec<String>| {
+            if !flag.is_empty() {
+                flag.clone()
+            } else {
+                file.unwrap_or(default)
+            }
+        };
+        let query = QuerySettings {
+            stores: pick(&self.query_stores, fq.stores, vec![]),
+            replica_labels: pick(
+                &self.query_replica_labels,
+                fq.replica_labels,
+                vec!["replica".into()],
+            ),
+            lookback_delta: dur(
+                "query.lookback_delta",
+                &self.query_lookback_delta,
+                fq.lookback_delta.as_ref(),
+                "5m",
+            )?,
+            timeout: dur(
+                "query.timeout",
+                &self.query_timeout,
+                fq.timeout.as_ref(),
+                "2m",
+            )?,
+            max_samples: self.query_max_samples.or(fq.max_samples).unwrap_or(50_000_000),
+            partial_response: self
+                .query_partial_response
+                .or(fq.partial_response)
+                .unwrap_or(true),
+            info_interval: dur(
+                "query.info_interval",
+                &self.query_info_interval,
+                fq.info_interval.as_ref(),
+                "5s",
+            )?,
+            info_timeout: dur(
+                "query.info_timeout",
+                &self.query_info_timeout,
+                fq.info_timeout.as_ref(),
+                "5s",
+            )?,
+            store_timeout: dur(
+                "query.store_timeout",
+                &self.query_store_timeout,
+                fq.store_timeout.as_ref(),
+                "2m",
+            )?,
+        };
+        for s in &query.stores {
+            if s.trim().is_empty() || !s.contains(':') {
+                return Err(ConfigError::Invalid {
+                    key: "query.stores",
+                    message: format!("{s:?} is not a host:port address"),
+                });
+            }
+        }
+        if query.max_samples == 0 {
+            return Err(ConfigError::Invalid {
+                key: "query.max_samples",
+                message: "must be greater than 0".into(),
+            });
+        }
+
+        Ok(Config {
+            roles,
+            http_address: parse_addr("http_address", &http)?,
+            grpc_address: parse_addr("grpc_address", &grpc)?,
+            log_format: self.log_format.or(fl.format).unwrap_or_default(),
+            log_level: self
+                .log_level
+                .clone()
+                .or(fl.level)
+                .unwrap_or_else(|| "info".into()),
+            sidecar,
+            query,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> NodeArgs {
+        let mut v = vec!["skein", "node"];
+        v.extend_from_slice(extra);
+        match Cli::try_parse_from(v).unwrap().command {
+            Command::Node(a) => *a,
+        }
+    }
+
+    #[test]
+    fn flags_override_file_and_defaults_fill_in() {
+        let dir = std::env::temp_dir().join(format!("skein-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.yaml");
+        std::fs::write(&f, "roles: [query]\nquery:\n  stores: ['a:1']\n  timeout: 1m\n").unwrap();
+        let c = args(&["--config", f.to_str().unwrap(), "--query.timeout", "30s"])
+            .resolve()
+            .unwrap();
+        assert_eq!(c.roles, vec![Role::Query]);
+        assert_eq!(c.query.stores, vec!["a:1".to_string()]);
+        assert_eq!(c.query.timeout.as_secs(), 30);
+        assert_eq!(c.query.lookback_delta.as_secs(), 300);
+        assert_eq!(c.query.replica_labels, vec!["replica".to_string()]);
+        assert_eq!(c.http_address.to_string(), "127.0.0.1:10902");
+    }
+
+    #[test]
+    fn missing_roles_and_bad_values_name_the_key() {
+        let e = args(&[]).resolve().unwrap_err().to_string();
+        assert!(e.contains("roles"), "{e}");
+        let e = args(&["--roles", "query", "--http-address", "nowhere"])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("http_address"), "{e}");
+        let e = args(&["--roles", "sidecar", "--sidecar.prometheus-url", "localhost:9090"])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sidecar.prometheus_url"), "{e}");
+    }
+
+    #[test]
+    fn roles_flag_parses_list_and_rejects_unknown() {
+        let c = args(&["--roles", "sidecar,query"]).resolve().unwrap();
+        assert_eq!(c.roles, vec![Role::Sidecar, Role::Query]);
+        let v = vec!["skein", "node", "--roles", "gateway"];
+        assert!(Cli::try_parse_from(v).is_err());
+    }
+}

@@ -1,0 +1,216 @@
+//! The node's configuration: one YAML file, every key also a flag.
+//!
+//! Order of precedence: built-in defaults, then the YAML file, then flags
+//! (and their environment variables). Unknown keys are errors that name the
+//! key, so a typo never silently falls back to a default.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: String, message: String },
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Sidecar,
+    Query,
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "sidecar" => Ok(Role::Sidecar),
+            "query" => Ok(Role::Query),
+            "store" => Err("role `store` is not available yet".into()),
+            other => Err(format!(
+                "unknown role `{other}` (expected sidecar or query)"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The YAML file as written by the operator. Every field optional, so a
+/// file names only what it changes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub roles: Option<Vec<Role>>,
+    pub http_address: Option<String>,
+    pub grpc_address: Option<String>,
+    pub log: Option<FileLog>,
+    pub sidecar: Option<FileSidecar>,
+    pub query: Option<FileQuery>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLog {
+    pub format: Option<LogFormat>,
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSidecar {
+    pub prometheus_url: Option<String>,
+    pub refresh_interval: Option<String>,
+    pub request_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileQuery {
+    pub stores: Option<Vec<String>>,
+    pub replica_labels: Option<Vec<String>>,
+    pub lookback_delta: Option<String>,
+    pub timeout: Option<String>,
+    pub max_samples: Option<usize>,
+    pub partial_response: Option<bool>,
+    pub info_interval: Option<String>,
+    pub info_timeout: Option<String>,
+    pub store_timeout: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.trim().is_empty() {
+            return Ok(FileConfig::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+/// The resolved configuration the node runs with.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub roles: Vec<Role>,
+    pub http_address: SocketAddr,
+    pub grpc_address: SocketAddr,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub sidecar: SidecarSettings,
+    pub query: QuerySettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct SidecarSettings {
+    pub prometheus_url: String,
+    pub refresh_interval: Duration,
+    pub request_timeout: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct QuerySettings {
+    pub stores: Vec<String>,
+    pub replica_labels: Vec<String>,
+    pub lookback_delta: Duration,
+    pub timeout: Duration,
+    pub max_samples: usize,
+    pub partial_response: bool,
+    pub info_interval: Duration,
+    pub info_timeout: Duration,
+    pub store_timeout: Duration,
+}
+
+impl Config {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+}
+
+pub fn parse_addr(key: &'static str, s: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse().map_err(|e| ConfigError::Invalid {
+        key,
+        message: format!("{s:?} is not an address like 127.0.0.1:10902 ({e})"),
+    })
+}
+
+/// Parses durations as Prometheus writes them (`30s`, `5m`, `1h30m`, `2d`)
+/// and as humantime does (`1h 30min`).
+pub fn parse_duration(key: &'static str, s: &str) -> Result<Duration, ConfigError> {
+    let invalid = |m: String| ConfigError::Invalid { key, message: m };
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(invalid("empty duration".into()));
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(d);
+    }
+    // Prometheus units humantime does not know: `y` and `w` are accepted by
+    // both, `d` too; this fallback handles digits-only seconds.
+    s.parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| invalid(format!("{s:?} is not a duration like 30s, 5m or 1h30m")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = FileConfig::parse("query:\n  stors: [a]\n").unwrap_err();
+        assert!(e.contains("stors"), "{e}");
+    }
+
+    #[test]
+    fn unknown_role_is_named() {
+        let e = FileConfig::parse("roles: [sidecar, qurey]\n").unwrap_err();
+        assert!(e.contains("qurey"), "{e}");
+    }
+
+    #[test]
+    fn full_file_parses() {
+        let c = FileConfig::parse(
+            "roles: [sidecar, query]\nhttp_address: 127.0.0.1:1\nlog: {format: json, level: debug}\n\
+             sidecar: {prometheus_url: 'http://x:9090'}\nquery: {stores: [a:1, b:2], lookback_delta: 5m, max_samples: 10}\n",
+        )
+        .unwrap();
+        assert_eq!(c.roles, Some(vec![Role::Sidecar, Role::Query]));
+        assert_eq!(c.query.unwrap().stores.unwrap().len(), 2);
+        assert_eq!(c.log.unwrap().format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("k", "5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("k", "1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("k", "15").unwrap(), Duration::from_secs(15));
+        let e = parse_duration("query.timeout", "soon").unwrap_err();
+        assert!(e.to_string().contains("query.timeout"), "{e}");
+    }
+}

@@ -1,0 +1,38 @@
+//! The node's gRPC server: the StoreAPI of its data role.
+
+use std::net::SocketAddr;
+
+use skein_proto::thanos::info::info_server::InfoServer;
+use skein_proto::thanos::store_server::StoreServer;
+use tokio::sync::oneshot;
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// Binds now (so a busy port fails start-up) and serves on a tokio task
+/// until `shutdown` fires.
+pub async fn start_sidecar(
+    addr: SocketAddr,
+    store: skein_actors::sidecar::SidecarStore,
+    shutdown: oneshot::Receiver<()>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {addr}: {e}"))?;
+    let server = tonic::transport::Server::builder()
+        .add_service(
+            StoreServer::new(store.clone())
+                .max_decoding_message_size(usize::MAX >> 1)
+                .max_encoding_message_size(usize::MAX >> 1),
+        )
+        .add_service(InfoServer::new(store));
+    Ok(tokio::spawn(async move {
+        let signal = async {
+            let _ = shutdown.await;
+        };
+        if let Err(e) = server
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+            .await
+        {
+            tracing::error!(error = %e, "gRPC server failed");
+        }
+    }))
+}

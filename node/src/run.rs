@@ -1,0 +1,130 @@
+//! Wiring: the actix System on a multi-thread tokio runtime, the actors of
+//! each role, the HTTP and gRPC servers, and graceful shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::Actor;
+use futures::FutureExt;
+use prometheus_client::registry::Registry;
+use skein_actors::query::{QueryConfig, QueryHandle};
+use skein_actors::sidecar::{IsReady, SidecarActor, SidecarConfig, SidecarStore};
+use tokio::sync::oneshot;
+
+use crate::config::{Config, Role};
+use crate::readiness::Readiness;
+
+pub fn node(config: Config) -> anyhow::Result<()> {
+    let sys = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("skein-worker")
+            .build()
+            .expect("building the tokio runtime")
+    });
+    sys.block_on(run(config))
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let mut registry = Registry::with_prefix("skein");
+    let mut readiness = Readiness::default();
+    let mut grpc_stop: Option<oneshot::Sender<()>> = None;
+    let mut grpc_task = None;
+
+    tracing::info!(
+        roles = ?config.roles,
+        http = %config.http_address,
+        grpc = %config.grpc_address,
+        version = env!("CARGO_PKG_VERSION"),
+        "starting skein node"
+    );
+
+    if config.has(Role::Sidecar) {
+        let s = &config.sidecar;
+        let cfg = SidecarConfig {
+            prometheus_url: s.prometheus_url.clone(),
+            refresh_interval: s.refresh_interval,
+            request_timeout: s.request_timeout,
+        };
+        let addr = SidecarActor::new(cfg, &mut registry).start();
+        let ready_addr = addr.clone();
+        readiness.add("sidecar", move || {
+            let a = ready_addr.clone();
+            async move {
+                match a.send(IsReady).timeout(Duration::from_secs(2)).await {
+                    Ok(r) => r,
+                    Err(e) => Err(format!("sidecar actor did not answer: {e}")),
+                }
+            }
+            .boxed()
+        });
+        let store = SidecarStore::new(addr, &mut registry);
+        let (tx, rx) = oneshot::channel();
+        grpc_task = Some(crate::grpc::start_sidecar(config.grpc_address, store, rx).await?);
+        grpc_stop = Some(tx);
+        tracing::info!(grpc = %config.grpc_address, prometheus = %s.prometheus_url, "sidecar role started");
+    }
+
+    let query = if config.has(Role::Query) {
+        let q = &config.query;
+        let cfg = QueryConfig {
+            stores: q.stores.clone(),
+            replica_labels: q.replica_labels.clone(),
+            lookback_delta: q.lookback_delta,
+            timeout: q.timeout,
+            max_samples: q.max_samples,
+            partial_response: q.partial_response,
+            info_interval: q.info_interval,
+            info_timeout: q.info_timeout,
+            store_timeout: q.store_timeout,
+        };
+        tracing::info!(stores = ?q.stores, "query role started");
+        Some(QueryHandle::start(cfg, &mut registry))
+    } else {
+        None
+    };
+
+    let state = crate::http::HttpState {
+        registry: Arc::new(registry),
+        readiness,
+    };
+    let http = crate::http::start(config.http_address, state, query)?;
+    tracing::info!(http = %config.http_address, "HTTP server listening");
+
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    http.stop(true).await;
+    if let Some(tx) = grpc_stop {
+        let _ = tx.send(());
+    }
+    if let Some(t) = grpc_task {
+        let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+    }
+    actix_rt::System::current().stop();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {},
+                    _ = term.recv() => {},
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
