@@ -1,0 +1,1 @@
+"""Wiring checks over rendered Kubernetes manifests (see check_wiring.py)."""
