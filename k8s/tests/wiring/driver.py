@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import ports, prometheus, refs, skein_nodes, skein_wiring
+from . import policy, ports, prometheus, refs, skein_nodes, skein_wiring
 from .bundle import Bundle
 
 
@@ -25,6 +25,7 @@ def run(bundles: list[Bundle], config_checker, promtool) -> list[str]:
         pods = b.all_pods()
         ports.run_all(b, pods)
         refs.run_all(b, pods, b.external)
+        policy.run_all(b, pods)
         all_nodes += skein_nodes.build_nodes(b, pods, b.external)
     if config_checker is not None:
         skein_nodes.check_configs(all_nodes, config_checker)

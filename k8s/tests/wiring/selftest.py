@@ -99,6 +99,18 @@ MUTATIONS: list[tuple[str, str, Callable[[list[Bundle]], None]]] = [
     ("querier does not dedup by the replica label", "no querier dedups",
      lambda bs: _edit_data(_find(bs, "observer", "ConfigMap", "skein-query-config"),
                            "replica_labels: [replica]", "replica_labels: [prometheus_replica]")),
+    ("Prometheus container gets a writable root filesystem", "readOnlyRootFilesystem",
+     lambda bs: _container(_find(bs, "workload", "StatefulSet", "prometheus"), "prometheus")["securityContext"]
+     .pop("readOnlyRootFilesystem")),
+    ("store loses its memory limit", "limits.memory",
+     lambda bs: _container(_find(bs, "observer", "StatefulSet", "skein-store"), "skein")["resources"]["limits"]
+     .pop("memory")),
+    ("query readiness probe on /-/healthy", "readinessProbe must be GET /-/ready",
+     lambda bs: _container(_find(bs, "observer", "StatefulSet", "skein-query"), "skein")["readinessProbe"]
+     ["httpGet"].update({"path": "/-/healthy"})),
+    ("store PodDisruptionBudget selects another component", "no PodDisruptionBudget",
+     lambda bs: _find(bs, "observer", "PodDisruptionBudget", "skein-store")["spec"]["selector"]["matchLabels"]
+     .update({"app.kubernetes.io/component": "query"})),
 ]
 
 # Needs the real loader: only meaningful once the unbroken configs load.
