@@ -1,1 +1,20 @@
-//! Helpers for end-to-end tests.
+//! Helpers for end-to-end tests: real Prometheus servers on generated data, real
+//! `skein` nodes, and comparison of their HTTP API answers.
+//!
+//! Every wait has a deadline, every child process is killed when its guard drops,
+//! and every test gets its own temp dir and ports so tests can run in parallel.
+
+pub mod compare;
+pub mod datagen;
+pub mod fixture;
+pub mod http;
+pub mod labels;
+pub mod ports;
+pub mod process;
+pub mod prometheus;
+pub mod promjson;
+pub mod promtool;
+pub mod skein;
+pub mod timefmt;
+pub mod wait;
+pub mod xorshift;

@@ -1,0 +1,540 @@
+//! Deterministic test data: a seeded generator of counters, gauges, a classic
+//! histogram and a series that appears and vanishes, written as OpenMetrics
+//! text and turned into TSDB blocks by `promtool tsdb create-blocks-from
+//! openmetrics` before Prometheus starts.
+//!
+//! Sample slots are 15 s apart starting at a 15 s aligned `start_ms`; each
+//! target's sample sits 1 to 4 whole seconds after its slot (seeded jitter), so
+//! no sample lies on the 15 s grid. Queries evaluated on that grid with ranges
+//! and offsets that are multiples of 15 s therefore never have a sample on a
+//! range boundary, and Prometheus 2.42 (closed ranges) and Prometheus 3
+//! (left-open ranges) must agree.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::labels::LabelSet;
+use crate::process::run_with_timeout;
+use crate::xorshift::XorShift64;
+
+/// Distance between sample slots.
+pub const SLOT_MS: i64 = 15_000;
+
+/// Histogram bucket bounds, as written in the `le` label.
+pub const HISTOGRAM_BUCKETS: [&str; 7] = ["0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "+Inf"];
+
+/// A label value with characters that need escaping in every text format.
+pub const ODD_LABEL_VALUE: &str = "a \"quoted\" \\ path/ü";
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct DataSpec {
+    /// Seed of the PRNG; different clusters use different seeds.
+    pub seed: u64,
+    /// First slot, ms since the epoch, a multiple of 15 s.
+    pub start_ms: i64,
+    /// Number of 15 s slots.
+    pub slots: usize,
+    /// Values of the `job` label.
+    pub jobs: Vec<String>,
+    /// Targets per job (`instance="host-<i>:9100"`).
+    pub instances_per_job: usize,
+    /// Series of the extra gauge family `gen_wide_gauge` (for benchmarks).
+    pub wide_series: usize,
+}
+
+impl DataSpec {
+    /// The small data set of the e2e tests: 3 h ending at `end_ms` (rounded down
+    /// to the 15 s grid), 3 jobs x 3 instances.
+    pub fn small(seed: u64, end_ms: i64) -> Self {
+        let end = end_ms - end_ms.rem_euclid(SLOT_MS);
+        let slots = 3 * 3600 * 1000 / SLOT_MS as usize;
+        Self {
+            seed,
+            start_ms: end - slots as i64 * SLOT_MS,
+            slots,
+            jobs: vec!["api".into(), "db".into(), "cache".into()],
+            instances_per_job: 3,
+            wide_series: 0,
+        }
+    }
+
+    /// The end of the data window: the slot after the last one.
+    pub fn end_ms(&self) -> i64 {
+        self.start_ms + self.slots as i64 * SLOT_MS
+    }
+}
+
+/// Metric family type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One generated series: full label set (with `__name__`) and its samples.
+#[derive(Debug, Clone)]
+pub struct GenSeries {
+    pub labels: LabelSet,
+    pub samples: Vec<(i64, f64)>,
+}
+
+/// One metric family.
+#[derive(Debug, Clone)]
+pub struct Family {
+    pub name: String,
+    pub kind: Kind,
+    pub help: String,
+    pub series: Vec<GenSeries>,
+}
+
+/// The generated data of one cluster.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    pub spec: DataSpec,
+    pub families: Vec<Family>,
+}
+
+struct Target {
+    job: String,
+    instance: String,
+    /// Sample timestamps, one per slot.
+    times: Vec<i64>,
+}
+
+fn labels(name: &str, pairs: &[(&str, &str)]) -> LabelSet {
+    let mut ls: LabelSet = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect();
+    ls.insert("__name__".into(), name.into());
+    ls
+}
+
+impl Dataset {
+    /// Generate the data for `spec`. Same spec, same data.
+    pub fn generate(spec: DataSpec) -> anyhow::Result<Self> {
+        if spec.start_ms.rem_euclid(SLOT_MS) != 0 {
+            bail!("start_ms {} is not on the 15 s grid", spec.start_ms);
+        }
+        if spec.slots < 12 {
+            bail!("need at least 12 slots");
+        }
+        let mut rng = XorShift64::new(spec.seed);
+        let mut targets = Vec::new();
+        for job in &spec.jobs {
+            for i in 0..spec.instances_per_job {
+                let times = (0..spec.slots)
+                    .map(|k| spec.start_ms + k as i64 * SLOT_MS + rng.range_i64(1, 4) * 1000)
+                    .collect();
+                targets.push(Target {
+                    job: job.clone(),
+                    instance: format!("host-{i}:9100"),
+                    times,
+                });
+            }
+        }
+        let mut families = vec![
+            counters(&spec, &targets, &mut rng),
+            temperature(&targets, &mut rng),
+            queue_depth(&targets, &mut rng),
+            histogram(&targets, &mut rng),
+            ephemeral(&spec, &mut rng),
+            build_info(&targets),
+        ];
+        if spec.wide_series > 0 {
+            families.push(wide(&spec, &mut rng));
+        }
+        Ok(Self { spec, families })
+    }
+
+    /// The series with exactly these labels (`__name__` included).
+    pub fn find(&self, labels: &LabelSet) -> Option<&GenSeries> {
+        self.families
+            .iter()
+            .flat_map(|f| f.series.iter())
+            .find(|s| &s.labels == labels)
+    }
+
+    /// All series whose `__name__` is `name`.
+    pub fn series_named(&self, name: &str) -> Vec<&GenSeries> {
+        self.families
+            .iter()
+            .flat_map(|f| f.series.iter())
+            .filter(|s| s.labels.get("__name__").map(String::as_str) == Some(name))
+            .collect()
+    }
+
+    /// Number of series.
+    pub fn series_count(&self) -> usize {
+        self.families.iter().map(|f| f.series.len()).sum()
+    }
+
+    /// Number of samples.
+    pub fn sample_count(&self) -> usize {
+        self.families
+            .iter()
+            .flat_map(|f| f.series.iter())
+            .map(|s| s.samples.len())
+            .sum()
+    }
+
+    /// Write OpenMetrics text (timestamps in whole seconds) ending in `# EOF`.
+    pub fn write_openmetrics(&self, out: &mut impl Write) -> std::io::Result<()> {
+        for fam in &self.families {
+            let kind = match fam.kind {
+                Kind::Counter => "counter",
+                Kind::Gauge => "gauge",
+                Kind::Histogram => "histogram",
+            };
+            writeln!(out, "# TYPE {} {kind}", fam.name)?;
+            writeln!(out, "# HELP {} {}", fam.name, fam.help)?;
+            for s in &fam.series {
+                let name = s.labels.get("__name__").map(String::as_str).unwrap_or("");
+                let rendered: Vec<String> = s
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "__name__")
+                    .map(|(k, v)| format!("{k}=\"{}\"", escape_label_value(v)))
+                    .collect();
+                let prefix = format!("{name}{{{}}}", rendered.join(","));
+                for (t, v) in &s.samples {
+                    writeln!(out, "{prefix} {v} {}", t / 1000)?;
+                }
+            }
+        }
+        writeln!(out, "# EOF")
+    }
+
+    /// Write the OpenMetrics file and convert it into blocks under `data_dir`.
+    pub fn write_blocks(
+        &self,
+        scratch: &Path,
+        data_dir: &Path,
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let om = scratch.join(format!("data-{}.om", self.spec.seed));
+        {
+            let mut w = BufWriter::new(File::create(&om)?);
+            self.write_openmetrics(&mut w)?;
+            w.flush()?;
+        }
+        create_blocks(&om, data_dir, scratch, timeout)
+    }
+}
+
+/// OpenMetrics label value escaping: backslash, double quote, newline.
+pub fn escape_label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `promtool tsdb create-blocks-from openmetrics <file> <data_dir>`.
+pub fn create_blocks(
+    om: &Path,
+    data_dir: &Path,
+    scratch: &Path,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    let mut cmd = std::process::Command::new(crate::promtool::PROMTOOL);
+    cmd.args(["tsdb", "create-blocks-from", "openmetrics"])
+        .arg(om)
+        .arg(data_dir);
+    let out = run_with_timeout(cmd, timeout, scratch).context("promtool create-blocks-from")?;
+    if !out.status.success() {
+        bail!(
+            "promtool create-blocks-from failed ({}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn counters(spec: &DataSpec, targets: &[Target], rng: &mut XorShift64) -> Family {
+    let mut series = Vec::new();
+    for (ti, t) in targets.iter().enumerate() {
+        for (code, hi) in [("200", 20.0), ("500", 2.0)] {
+            let mut v = rng.rounded(0.0, 1000.0, 2);
+            // One series per cluster restarts half-way: rate() must handle the reset.
+            let reset_at = (ti == 0 && code == "500").then_some(spec.slots / 2);
+            let samples = t
+                .times
+                .iter()
+                .enumerate()
+                .map(|(k, ts)| {
+                    if Some(k) == reset_at {
+                        v = 0.0;
+                    }
+                    v += rng.rounded(0.0, hi, 2);
+                    (*ts, v)
+                })
+                .collect();
+            series.push(GenSeries {
+                labels: labels(
+                    "gen_http_requests_total",
+                    &[("job", &t.job), ("instance", &t.instance), ("code", code)],
+                ),
+                samples,
+            });
+        }
+    }
+    Family {
+        name: "gen_http_requests".into(),
+        kind: Kind::Counter,
+        help: "Generated HTTP requests.".into(),
+        series,
+    }
+}
+
+fn temperature(targets: &[Target], rng: &mut XorShift64) -> Family {
+    let series = targets
+        .iter()
+        .map(|t| {
+            let mut v = rng.rounded(15.0, 25.0, 3);
+            let samples = t
+                .times
+                .iter()
+                .map(|ts| {
+                    v = ((v + rng.rounded(-0.5, 0.5, 3)) * 1000.0).round() / 1000.0;
+                    (*ts, v)
+                })
+                .collect();
+            GenSeries {
+                labels: labels(
+                    "gen_temperature_celsius",
+                    &[("job", &t.job), ("instance", &t.instance)],
+                ),
+                samples,
+            }
+        })
+        .collect();
+    Family {
+        name: "gen_temperature_celsius".into(),
+        kind: Kind::Gauge,
+        help: "Generated temperature.".into(),
+        series,
+    }
+}
+
+fn queue_depth(targets: &[Target], rng: &mut XorShift64) -> Family {
+    let series = targets
+        .iter()
+        .map(|t| GenSeries {
+            labels: labels(
+                "gen_queue_depth",
+                &[("job", &t.job), ("instance", &t.instance)],
+            ),
+            samples: t
+                .times
+                .iter()
+                .map(|ts| (*ts, rng.range_i64(0, 50) as f64))
+                .collect(),
+        })
+        .collect();
+    Family {
+        name: "gen_queue_depth".into(),
+        kind: Kind::Gauge,
+        help: "Generated queue depth.".into(),
+        series,
+    }
+}
+
+fn histogram(targets: &[Target], rng: &mut XorShift64) -> Family {
+    let name = "gen_request_duration_seconds";
+    let mut series = Vec::new();
+    for t in targets {
+        let mut buckets = vec![Vec::with_capacity(t.times.len()); HISTOGRAM_BUCKETS.len()];
+        let mut sums = Vec::with_capacity(t.times.len());
+        let mut counts = Vec::with_capacity(t.times.len());
+        let mut cum = vec![0.0f64; HISTOGRAM_BUCKETS.len()];
+        let mut sum = 0.0f64;
+        for ts in &t.times {
+            let n = rng.range_i64(0, 20);
+            for _ in 0..n {
+                // Observation in bucket b counts in b and every bucket above it.
+                let b = rng.range_i64(0, HISTOGRAM_BUCKETS.len() as i64 - 1) as usize;
+                for c in cum.iter_mut().skip(b) {
+                    *c += 1.0;
+                }
+                sum = ((sum + rng.rounded(0.01, 3.0, 3)) * 1000.0).round() / 1000.0;
+            }
+            for (i, c) in cum.iter().enumerate() {
+                buckets[i].push((*ts, *c));
+            }
+            sums.push((*ts, sum));
+            counts.push((*ts, cum[HISTOGRAM_BUCKETS.len() - 1]));
+        }
+        let base = [("job", t.job.as_str()), ("instance", t.instance.as_str())];
+        for (i, samples) in buckets.into_iter().enumerate() {
+            series.push(GenSeries {
+                labels: labels(
+                    &format!("{name}_bucket"),
+                    &[base[0], base[1], ("le", HISTOGRAM_BUCKETS[i])],
+                ),
+                samples,
+            });
+        }
+        series.push(GenSeries {
+            labels: labels(&format!("{name}_sum"), &base),
+            samples: sums,
+        });
+        series.push(GenSeries {
+            labels: labels(&format!("{name}_count"), &base),
+            samples: counts,
+        });
+    }
+    Family {
+        name: name.into(),
+        kind: Kind::Histogram,
+        help: "Generated request durations.".into(),
+        series,
+    }
+}
+
+/// Two `job="batch"` series that exist only in the middle of the window.
+fn ephemeral(spec: &DataSpec, rng: &mut XorShift64) -> Family {
+    let series = (0..2)
+        .map(|i| {
+            let from = spec.slots / 3 + i * 7;
+            let to = 2 * spec.slots / 3 - i * 5;
+            let samples = (from..to)
+                .map(|k| {
+                    let ts = spec.start_ms + k as i64 * SLOT_MS + rng.range_i64(1, 4) * 1000;
+                    (ts, rng.rounded(0.0, 100.0, 1))
+                })
+                .collect();
+            GenSeries {
+                labels: labels(
+                    "gen_ephemeral_jobs",
+                    &[("job", "batch"), ("instance", &format!("runner-{i}"))],
+                ),
+                samples,
+            }
+        })
+        .collect();
+    Family {
+        name: "gen_ephemeral_jobs".into(),
+        kind: Kind::Gauge,
+        help: "Generated series that appears and vanishes.".into(),
+        series,
+    }
+}
+
+fn build_info(targets: &[Target]) -> Family {
+    let series = targets
+        .iter()
+        .take(1)
+        .map(|t| GenSeries {
+            labels: labels(
+                "gen_build_info",
+                &[
+                    ("job", &t.job),
+                    ("instance", &t.instance),
+                    ("path", ODD_LABEL_VALUE),
+                ],
+            ),
+            samples: t.times.iter().map(|ts| (*ts, 1.0)).collect(),
+        })
+        .collect();
+    Family {
+        name: "gen_build_info".into(),
+        kind: Kind::Gauge,
+        help: "Generated info metric with an odd label value.".into(),
+        series,
+    }
+}
+
+fn wide(spec: &DataSpec, rng: &mut XorShift64) -> Family {
+    let series = (0..spec.wide_series)
+        .map(|i| {
+            let mut v = rng.rounded(0.0, 100.0, 2);
+            let samples = (0..spec.slots)
+                .map(|k| {
+                    let ts = spec.start_ms + k as i64 * SLOT_MS + rng.range_i64(1, 4) * 1000;
+                    v = ((v + rng.rounded(-1.0, 1.0, 2)) * 100.0).round() / 100.0;
+                    (ts, v)
+                })
+                .collect();
+            GenSeries {
+                labels: labels(
+                    "gen_wide_gauge",
+                    &[
+                        ("job", "wide"),
+                        ("shard", &i.to_string()),
+                        ("group", &(i % 10).to_string()),
+                    ],
+                ),
+                samples,
+            }
+        })
+        .collect();
+    Family {
+        name: "gen_wide_gauge".into(),
+        kind: Kind::Gauge,
+        help: "Generated wide gauge family for benchmarks.".into(),
+        series,
+    }
+}
+
+/// Count of series per metric name (for quick checks).
+pub fn series_per_name(ds: &Dataset) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for s in ds.families.iter().flat_map(|f| f.series.iter()) {
+        if let Some(n) = s.labels.get("__name__") {
+            *m.entry(n.clone()).or_insert(0) += 1;
+        }
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deterministic_jittered_and_consistent() {
+        let spec = DataSpec::small(1, 1_700_000_000_000);
+        let a = Dataset::generate(spec.clone()).unwrap();
+        let b = Dataset::generate(spec.clone()).unwrap();
+        let mut ta = Vec::new();
+        let mut tb = Vec::new();
+        a.write_openmetrics(&mut ta).unwrap();
+        b.write_openmetrics(&mut tb).unwrap();
+        assert_eq!(ta, tb);
+        for s in a.families.iter().flat_map(|f| f.series.iter()) {
+            for w in s.samples.windows(2) {
+                assert!(w[0].0 < w[1].0, "timestamps ascend");
+            }
+            for (t, _) in &s.samples {
+                let off = (t - spec.start_ms).rem_euclid(SLOT_MS);
+                assert!((1000..=4000).contains(&off), "jitter {off}");
+                assert!(*t < spec.end_ms());
+            }
+        }
+        // Counters never decrease except at the single planned reset.
+        let resets: usize = a
+            .series_named("gen_http_requests_total")
+            .iter()
+            .map(|s| s.samples.windows(2).filter(|w| w[1].1 < w[0].1).count())
+            .sum();
+        assert_eq!(resets, 1);
+        let per = series_per_name(&a);
+        assert_eq!(per["gen_request_duration_seconds_bucket"], 9 * 7);
+        assert_eq!(per["gen_ephemeral_jobs"], 2);
+        let other = Dataset::generate(DataSpec::small(2, 1_700_000_000_000)).unwrap();
+        assert_ne!(
+            a.series_named("gen_queue_depth")[0].samples,
+            other.series_named("gen_queue_depth")[0].samples
+        );
+    }
+}
