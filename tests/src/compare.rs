@@ -378,7 +378,9 @@ mod tests {
     use super::*;
     use crate::labels::label_set;
 
-    fn vec_of(pairs: &[(&[(&str, &str)], i64, f64)]) -> QueryData {
+    type Row<'a> = (&'a [(&'a str, &'a str)], i64, f64);
+
+    fn vec_of(pairs: &[Row]) -> QueryData {
         QueryData::Vector(
             pairs
                 .iter()
