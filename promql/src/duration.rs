@@ -89,12 +89,17 @@ mod tests {
         );
         assert_eq!(parse_duration("1.5").unwrap(), Duration::from_millis(1500));
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
-        assert_eq!(parse_duration("1y").unwrap(), Duration::from_secs(31_536_000));
+        assert_eq!(
+            parse_duration("1y").unwrap(),
+            Duration::from_secs(31_536_000)
+        );
     }
 
     #[test]
     fn rejects_bad_input() {
-        for bad in ["", "5", "m", "5x", "1m1h", "-1m", "-1", "NaN", "Inf", "1m1m"] {
+        for bad in [
+            "", "5", "m", "5x", "1m1h", "-1m", "-1", "NaN", "Inf", "1m1m",
+        ] {
             if bad == "5" {
                 continue; // "5" is 5 float seconds
             }

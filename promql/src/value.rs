@@ -32,10 +32,13 @@ impl Value {
     }
 }
 
-/// A query's result and the warnings gathered on the way (from sources
-/// and from functions, such as a histogram_quantile on bad buckets).
+/// A query's result and the annotations gathered on the way: warnings
+/// (from sources and functions, such as a histogram_quantile on bad
+/// buckets) and infos (the Prometheus API's `infos`, such as a rate over a
+/// metric whose name does not look like a counter).
 #[derive(Clone, Debug, PartialEq)]
 pub struct QueryOutput {
     pub value: Value,
     pub warnings: Vec<String>,
+    pub infos: Vec<String>,
 }

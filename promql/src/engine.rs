@@ -1,0 +1,294 @@
+//! The query engine: parse, select (concurrently), evaluate off the async
+//! runtime, honouring timeout and cancellation.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use promql_parser::parser::{self, Expr, value::ValueType};
+
+use crate::error::QueryError;
+use crate::eval::{Ctx, Evaluator, Val, is_stale_nan};
+use crate::plan::plan;
+use crate::source::{Sample, Series, SeriesSource};
+use crate::value::{InstantSample, QueryOutput, Value};
+
+/// Subqueries without a step use this resolution, as Prometheus does with
+/// its default global evaluation interval.
+pub const DEFAULT_SUBQUERY_STEP: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// How far back a vector selector looks for the latest sample (5m).
+    pub lookback_delta: Duration,
+    /// The most samples a query may hold in memory (50,000,000).
+    pub max_samples: usize,
+    /// How long a query may run (2m).
+    pub timeout: Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Per-request settings.
+#[derive(Clone, Debug, Default)]
+pub struct QueryOptions {
+    /// Overrides the engine's lookback delta for this query.
+    pub lookback_delta: Option<Duration>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Engine {
+    opts: EngineOptions,
+}
+
+/// Sets the cancel flag when the query future is dropped (the client went
+/// away) or finishes, so a blocking evaluation stops early.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Parses a query, with errors worded as Prometheus's ("parse error: ...").
+pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
+    parser::parse(query).map_err(|m| QueryError::Parse {
+        message: format!("parse error: {m}"),
+    })
+}
+
+impl Engine {
+    pub fn new(opts: EngineOptions) -> Self {
+        Engine { opts }
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.opts
+    }
+
+    pub async fn query_instant(
+        &self,
+        source: &dyn SeriesSource,
+        query: &str,
+        time_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<QueryOutput, QueryError> {
+        let expr = parse_query(query)?;
+        self.run(source, expr, time_ms, time_ms, 0, opts).await
+    }
+
+    pub async fn query_range(
+        &self,
+        source: &dyn SeriesSource,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        opts: &QueryOptions,
+    ) -> Result<QueryOutput, QueryError> {
+        let expr = parse_query(query)?;
+        if step_ms <= 0 {
+            return Err(QueryError::Parse {
+                message: "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
+            });
+        }
+        if end_ms < start_ms {
+            return Err(QueryError::Parse {
+                message: "end timestamp must not be before start time".into(),
+            });
+        }
+        let vt = expr.value_type();
+        if vt != ValueType::Scalar && vt != ValueType::Vector {
+            let name = match vt {
+                ValueType::Matrix => "range vector",
+                ValueType::String => "string",
+                _ => "unknown",
+            };
+            return Err(QueryError::Parse {
+                message: format!(
+                    "invalid expression type \"{name}\" for range query, must be Scalar or instant Vector"
+                ),
+            });
+        }
+        self.run(source, expr, start_ms, end_ms, step_ms, opts)
+            .await
+    }
+
+    async fn run(
+        &self,
+        source: &dyn SeriesSource,
+        expr: Expr,
+        start: i64,
+        end: i64,
+        step: i64,
+        opts: &QueryOptions,
+    ) -> Result<QueryOutput, QueryError> {
+        let began = Instant::now();
+        let deadline = began + self.opts.timeout;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let _guard = CancelOnDrop(cancel.clone());
+        let lookback = opts.lookback_delta.unwrap_or(self.opts.lookback_delta);
+        let mut ctx = Ctx {
+            data: HashMap::new(),
+            lookback_ms: lookback.as_millis() as i64,
+            query_start: start,
+            query_end: end,
+            default_subquery_step_ms: DEFAULT_SUBQUERY_STEP.as_millis() as i64,
+            deadline,
+            cancel: cancel.clone(),
+            max_samples: self.opts.max_samples,
+            warnings: RefCell::new(Vec::new()),
+            infos: RefCell::new(Vec::new()),
+        };
+        let selections = plan(&ctx, &expr, start, end, step.max(1));
+        let fetches = selections.into_iter().map(|(key, sel)| async move {
+            let r = source.select(&sel.matchers, &sel.hints).await?;
+            Ok::<_, QueryError>((key, r))
+        });
+        let fetched =
+            tokio::time::timeout(self.opts.timeout, futures::future::try_join_all(fetches))
+                .await
+                .map_err(|_| QueryError::Timeout)??;
+        let mut warnings = Vec::new();
+        let mut loaded = 0usize;
+        for (key, r) in fetched {
+            for w in r.warnings {
+                if !warnings.contains(&w) {
+                    warnings.push(w);
+                }
+            }
+            loaded += r.series.iter().map(|s| s.samples.len()).sum::<usize>();
+            ctx.count(loaded)?;
+            ctx.data.insert(key, Arc::new(r.series));
+        }
+        let times: Vec<i64> = if step == 0 {
+            vec![start]
+        } else {
+            let n = (end - start) / step + 1;
+            (0..n).map(|i| start + i * step).collect()
+        };
+        let range_query = step != 0;
+        let task = tokio::task::spawn_blocking(move || {
+            let ev = Evaluator {
+                ctx: &ctx,
+                times: times.clone(),
+            };
+            let val = ev.eval(&expr)?;
+            let value = to_value(val, &times, range_query)?;
+            let w = ctx.warnings.take();
+            let i = ctx.infos.take();
+            Ok::<_, QueryError>((value, w, i))
+        });
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let (value, w, infos) = match tokio::time::timeout(remaining, task).await {
+            Err(_) => {
+                cancel.store(true, Ordering::Relaxed);
+                return Err(QueryError::Timeout);
+            }
+            Ok(Err(join)) => {
+                return Err(QueryError::exec(format!("evaluation failed: {join}")));
+            }
+            Ok(Ok(r)) => r?,
+        };
+        for x in w {
+            if !warnings.contains(&x) {
+                warnings.push(x);
+            }
+        }
+        Ok(QueryOutput {
+            value,
+            warnings,
+            infos,
+        })
+    }
+}
+
+fn to_value(val: Val, times: &[i64], range_query: bool) -> Result<Value, QueryError> {
+    let t0 = times.first().copied().unwrap_or(0);
+    Ok(match val {
+        Val::Scalar(v) if !range_query => Value::Scalar {
+            t: t0,
+            v: v.first().copied().unwrap_or(f64::NAN),
+        },
+        Val::Scalar(v) => Value::Matrix(vec![Series::new(
+            Default::default(),
+            times
+                .iter()
+                .zip(v)
+                .map(|(t, v)| Sample { t: *t, v })
+                .collect(),
+        )]),
+        Val::Str(s) if !range_query => Value::String { t: t0, v: s },
+        Val::Str(_) => {
+            return Err(QueryError::exec(
+                "invalid expression type \"string\" for range query, must be Scalar or instant Vector",
+            ));
+        }
+        Val::Vector(sv) if !range_query => {
+            let mut out = Vec::new();
+            if let Some(step) = sv.steps.first() {
+                for (id, v) in step {
+                    if is_stale_nan(*v) {
+                        continue;
+                    }
+                    if let Some(l) = sv.labels.get(*id as usize) {
+                        out.push(InstantSample {
+                            labels: l.clone(),
+                            t: t0,
+                            v: *v,
+                        });
+                    }
+                }
+            }
+            Value::Vector(out)
+        }
+        Val::Vector(sv) => {
+            let mut series: Vec<Series> = sv
+                .labels
+                .into_iter()
+                .map(|l| Series::new(l, Vec::new()))
+                .collect();
+            for (si, step) in sv.steps.iter().enumerate() {
+                let Some(t) = times.get(si) else { continue };
+                for (id, v) in step {
+                    if is_stale_nan(*v) {
+                        continue;
+                    }
+                    if let Some(s) = series.get_mut(*id as usize) {
+                        s.samples.push(Sample { t: *t, v: *v });
+                    }
+                }
+            }
+            series.retain(|s| !s.samples.is_empty());
+            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Matrix(series)
+        }
+        Val::Matrix(rv) if !range_query => {
+            let mut out = Vec::new();
+            for (i, s) in rv.series.iter().enumerate() {
+                let w = rv.window(i, 0);
+                if !w.is_empty() {
+                    out.push(Series::new(s.labels.clone(), w.to_vec()));
+                }
+            }
+            out.sort_by(|a, b| a.labels.cmp(&b.labels));
+            Value::Matrix(out)
+        }
+        Val::Matrix(_) => {
+            return Err(QueryError::exec(
+                "invalid expression type \"range vector\" for range query, must be Scalar or instant Vector",
+            ));
+        }
+    })
+}

@@ -1,0 +1,182 @@
+//! Which series a query needs: one entry per distinct selector (by its
+//! matchers), with the union of the time ranges its uses will read.
+
+use std::collections::HashMap;
+
+use promql_parser::label::MatchOp as PMatchOp;
+use promql_parser::parser::{Expr, VectorSelector};
+
+use crate::eval::{Ctx, at_ms, offset_ms};
+use crate::labels::METRIC_NAME;
+use crate::source::{LabelMatcher, MatchOp, SelectHints};
+
+/// One selection to make.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    pub matchers: Vec<LabelMatcher>,
+    pub hints: SelectHints,
+}
+
+/// The matchers of a selector, with its metric name as a `__name__` matcher.
+pub fn selector_matchers(vs: &VectorSelector) -> Vec<LabelMatcher> {
+    let mut out = Vec::new();
+    if let Some(name) = &vs.name {
+        out.push(LabelMatcher::new(METRIC_NAME, MatchOp::Equal, name.clone()));
+    }
+    for m in &vs.matchers.matchers {
+        let op = match m.op {
+            PMatchOp::Equal => MatchOp::Equal,
+            PMatchOp::NotEqual => MatchOp::NotEqual,
+            PMatchOp::Re(_) => MatchOp::Regex,
+            PMatchOp::NotRe(_) => MatchOp::NotRegex,
+        };
+        out.push(LabelMatcher::new(m.name.clone(), op, m.value.clone()));
+    }
+    out
+}
+
+/// A key naming a selector's series, independent of offset, `@` and range.
+pub fn selector_key(vs: &VectorSelector) -> String {
+    let mut parts: Vec<String> = selector_matchers(vs)
+        .iter()
+        .map(|m| format!("{}{:?}{:?}", m.name, m.op, m.value))
+        .collect();
+    parts.sort();
+    parts.join("\u{1}")
+}
+
+/// Walks `expr` as evaluated over `[start, end]` and records, for each
+/// selector, the time range it reads.
+pub(crate) fn plan(
+    ctx: &Ctx,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> HashMap<String, Selection> {
+    let mut out = HashMap::new();
+    walk(ctx, expr, start, end, step, &mut Walk::default(), &mut out);
+    out
+}
+
+#[derive(Default, Clone)]
+struct Walk {
+    func: Option<String>,
+    grouping: Option<(bool, Vec<String>)>,
+}
+
+fn walk(
+    ctx: &Ctx,
+    expr: &Expr,
+    start: i64,
+    end: i64,
+    step: i64,
+    w: &mut Walk,
+    out: &mut HashMap<String, Selection>,
+) {
+    match expr {
+        Expr::VectorSelector(vs) => add(ctx, vs, 0, start, end, step, w, out),
+        Expr::MatrixSelector(ms) => add(
+            ctx,
+            &ms.vs,
+            ms.range.as_millis() as i64,
+            start,
+            end,
+            step,
+            w,
+            out,
+        ),
+        Expr::Subquery(sq) => {
+            let off = offset_ms(&sq.offset);
+            let (s, e) = match at_ms(ctx, &sq.at) {
+                Some(t) => (t, t),
+                None => (start, end),
+            };
+            let range = sq.range.as_millis() as i64;
+            let sub_step = sq
+                .step
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or(ctx.default_subquery_step_ms);
+            walk(ctx, &sq.expr, s - off - range, e - off, sub_step, w, out);
+        }
+        Expr::Aggregate(a) => {
+            let mut inner = w.clone();
+            inner.grouping = a.modifier.as_ref().map(|m| {
+                (
+                    m.is_include(),
+                    m.labels().labels.iter().map(|s| s.to_string()).collect(),
+                )
+            });
+            walk(ctx, &a.expr, start, end, step, &mut inner, out);
+            if let Some(p) = &a.param {
+                walk(ctx, p, start, end, step, w, out);
+            }
+        }
+        Expr::Call(c) => {
+            let mut inner = w.clone();
+            inner.func = Some(c.func.name.to_string());
+            for a in &c.args.args {
+                walk(ctx, a, start, end, step, &mut inner, out);
+            }
+        }
+        Expr::Binary(b) => {
+            walk(ctx, &b.lhs, start, end, step, w, out);
+            walk(ctx, &b.rhs, start, end, step, w, out);
+        }
+        Expr::Paren(p) => walk(ctx, &p.expr, start, end, step, w, out),
+        Expr::Unary(u) => walk(ctx, &u.expr, start, end, step, w, out),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn add(
+    ctx: &Ctx,
+    vs: &VectorSelector,
+    range: i64,
+    start: i64,
+    end: i64,
+    step: i64,
+    w: &Walk,
+    out: &mut HashMap<String, Selection>,
+) {
+    let off = offset_ms(&vs.offset);
+    let (s, e) = match at_ms(ctx, &vs.at) {
+        Some(t) => (t, t),
+        None => (start, end),
+    };
+    let back = if range > 0 { range } else { ctx.lookback_ms };
+    // Windows are left-open; the first readable sample is one past this.
+    let mint = s - off - back + 1;
+    let maxt = e - off;
+    let key = selector_key(vs);
+    match out.get_mut(&key) {
+        Some(sel) => {
+            sel.hints.start_ms = sel.hints.start_ms.min(mint);
+            sel.hints.end_ms = sel.hints.end_ms.max(maxt);
+            if sel.hints.func != w.func {
+                sel.hints.func = None;
+            }
+            if sel.hints.grouping != w.grouping {
+                sel.hints.grouping = None;
+            }
+            sel.hints.range_ms = sel.hints.range_ms.max(range);
+        }
+        None => {
+            out.insert(
+                key,
+                Selection {
+                    matchers: selector_matchers(vs),
+                    hints: SelectHints {
+                        start_ms: mint,
+                        end_ms: maxt,
+                        step_ms: step,
+                        range_ms: range,
+                        func: w.func.clone(),
+                        grouping: w.grouping.clone(),
+                    },
+                },
+            );
+        }
+    }
+}

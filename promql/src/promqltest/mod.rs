@@ -1,0 +1,1 @@
+//! Prometheus promqltest files: parsing and running them.

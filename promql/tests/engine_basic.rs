@@ -1,0 +1,103 @@
+//! Engine behaviour checked by hand against Prometheus semantics.
+
+use skein_promql::{
+    Engine, EngineOptions, Labels, MemSource, QueryError, QueryOptions, Sample, Series, Value,
+};
+
+fn counter(job: &str, step_ms: i64, n: i64, inc: f64) -> Series {
+    Series::new(
+        Labels::from_pairs([("__name__", "reqs_total"), ("job", job)]),
+        (0..n)
+            .map(|i| Sample {
+                t: i * step_ms,
+                v: i as f64 * inc,
+            })
+            .collect(),
+    )
+}
+
+fn source() -> MemSource {
+    MemSource::new(vec![
+        counter("a", 15_000, 100, 1.5),
+        counter("b", 15_000, 100, 3.0),
+    ])
+}
+
+async fn instant(q: &str, t: i64) -> Result<Value, QueryError> {
+    let e = Engine::new(EngineOptions::default());
+    e.query_instant(&source(), q, t, &QueryOptions::default())
+        .await
+        .map(|o| o.value)
+}
+
+#[tokio::test]
+async fn rate_of_a_steady_counter() {
+    let Value::Vector(v) = instant("rate(reqs_total[1m])", 600_000).await.unwrap() else {
+        panic!("not a vector");
+    };
+    assert_eq!(v.len(), 2);
+    // 1.5 per 15s = 0.1/s; the metric name is dropped.
+    assert!((v[0].v - 0.1).abs() < 1e-9, "{}", v[0].v);
+    assert_eq!(v[0].labels, Labels::from_pairs([("job", "a")]));
+}
+
+#[tokio::test]
+async fn sum_and_binary_ops() {
+    let Value::Vector(v) = instant("sum(reqs_total) * 2", 30_000).await.unwrap() else {
+        panic!("not a vector");
+    };
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].v, (3.0 + 6.0) * 2.0);
+    let Value::Vector(v) = instant("reqs_total > 4", 30_000).await.unwrap() else {
+        panic!("not a vector");
+    };
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].labels.metric_name(), Some("reqs_total"));
+    let Value::Scalar { v, .. } = instant("1 + 2 * 3", 0).await.unwrap() else {
+        panic!("not a scalar");
+    };
+    assert_eq!(v, 7.0);
+}
+
+#[tokio::test]
+async fn range_query_is_sorted_matrix() {
+    let e = Engine::new(EngineOptions::default());
+    let out = e
+        .query_range(
+            &source(),
+            "reqs_total",
+            0,
+            60_000,
+            15_000,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap();
+    let Value::Matrix(m) = out.value else {
+        panic!("not a matrix")
+    };
+    assert_eq!(m.len(), 2);
+    assert_eq!(m[0].labels.get("job"), Some("a"));
+    assert_eq!(m[0].samples.len(), 5);
+}
+
+#[tokio::test]
+async fn errors_carry_prometheus_types() {
+    let e = instant("sum(", 0).await.unwrap_err();
+    assert_eq!(e.error_type(), "bad_data");
+    assert!(e.to_string().contains("parse error"), "{e}");
+    let opts = EngineOptions {
+        max_samples: 10,
+        ..Default::default()
+    };
+    let e = Engine::new(opts)
+        .query_instant(
+            &source(),
+            "reqs_total[1h]",
+            600_000,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(e, QueryError::TooManySamples), "{e}");
+}
