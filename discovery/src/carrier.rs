@@ -1,0 +1,188 @@
+//! Carriers move chitchat datagrams between this node and its peers. The relay
+//! ([`crate::relay`]) hands every datagram chitchat sends to a carrier and
+//! feeds what the carrier receives back to chitchat. The LAN carrier is sealed
+//! UDP; a WAN carrier (gossip on the gRPC port) implements the same trait.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use tokio::net::UdpSocket;
+use tokio::sync::Mutex;
+use tracing::debug;
+
+use crate::keyring::Keyring;
+use crate::metrics::GossipMetrics;
+use crate::seal::{self, MAX_DATAGRAM};
+
+/// Errors of a carrier.
+#[derive(Debug, thiserror::Error)]
+pub enum CarrierError {
+    #[error("cannot bind gossip socket {addr}/UDP: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("gossip socket error: {0}")]
+    Io(#[from] io::Error),
+    #[error("cannot seal gossip datagram: {0}")]
+    Seal(#[from] seal::SealError),
+    #[error("this carrier runs in insecure plaintext mode and has no keyring")]
+    Plaintext,
+}
+
+/// Moves opaque chitchat datagrams to and from peers, identified by their
+/// gossip address.
+#[async_trait]
+pub trait Carrier: Send + Sync + 'static {
+    /// Sends one datagram to the peer at `to`.
+    async fn send(&self, to: SocketAddr, datagram: &[u8]) -> Result<(), CarrierError>;
+    /// Waits for the next datagram that passed the carrier's checks. Errors are
+    /// socket failures; rejected packets are dropped (and counted) inside.
+    async fn recv(&self) -> Result<(SocketAddr, Vec<u8>), CarrierError>;
+    /// The address the carrier listens on.
+    fn local_addr(&self) -> Result<SocketAddr, CarrierError>;
+}
+
+/// How LAN datagrams are protected.
+#[derive(Clone, Debug)]
+pub enum GossipSecurity {
+    /// Every datagram sealed with the keyring's primary key.
+    Sealed(Keyring),
+    /// No protection at all: for local development only.
+    InsecurePlaintext,
+}
+
+/// The LAN carrier: one UDP socket, every datagram sealed under a keyring.
+pub struct UdpCarrier {
+    socket: UdpSocket,
+    keyring: RwLock<Option<Arc<Keyring>>>,
+    recv_buf: Mutex<Vec<u8>>,
+    metrics: GossipMetrics,
+}
+
+impl UdpCarrier {
+    /// Binds the network socket.
+    pub async fn bind(
+        addr: SocketAddr,
+        security: GossipSecurity,
+        metrics: GossipMetrics,
+    ) -> Result<UdpCarrier, CarrierError> {
+        let socket = UdpSocket::bind(addr)
+            .await
+            .map_err(|source| CarrierError::Bind { addr, source })?;
+        let keyring = match security {
+            GossipSecurity::Sealed(k) => Some(Arc::new(k)),
+            GossipSecurity::InsecurePlaintext => None,
+        };
+        Ok(UdpCarrier {
+            socket,
+            keyring: RwLock::new(keyring),
+            // One byte more than the largest datagram: a truncated one fails to open.
+            recv_buf: Mutex::new(vec![0u8; MAX_DATAGRAM + 1]),
+            metrics,
+        })
+    }
+
+    /// Replaces the keyring (rotation). Refused in plaintext mode.
+    pub fn set_keyring(&self, keyring: Keyring) -> Result<(), CarrierError> {
+        let mut guard = self
+            .keyring
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match guard.as_mut() {
+            Some(current) => {
+                *current = Arc::new(keyring);
+                Ok(())
+            }
+            None => Err(CarrierError::Plaintext),
+        }
+    }
+
+    fn keyring(&self) -> Option<Arc<Keyring>> {
+        self.keyring
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::OutOfMemory
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+    ) || err.raw_os_error() == Some(105) // ENOBUFS on Linux
+}
+
+#[async_trait]
+impl Carrier for UdpCarrier {
+    async fn send(&self, to: SocketAddr, datagram: &[u8]) -> Result<(), CarrierError> {
+        let sealed;
+        let wire: &[u8] = match self.keyring() {
+            Some(keyring) => match seal::seal(&keyring, datagram) {
+                Ok(s) => {
+                    sealed = s;
+                    &sealed
+                }
+                Err(e) => {
+                    self.metrics.send_error();
+                    return Err(e.into());
+                }
+            },
+            None => datagram,
+        };
+        match self.socket.send_to(wire, to).await {
+            Ok(_) => {
+                self.metrics.sealed();
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.send_error();
+                Err(e.into())
+            }
+        }
+    }
+
+    async fn recv(&self) -> Result<(SocketAddr, Vec<u8>), CarrierError> {
+        let mut buf = self.recv_buf.lock().await;
+        loop {
+            let (n, from) = match self.socket.recv_from(&mut buf[..]).await {
+                Ok(r) => r,
+                Err(e) if is_transient(&e) => {
+                    self.metrics.recv_error();
+                    debug!(error = %e, "transient gossip recv error");
+                    continue;
+                }
+                Err(e) => {
+                    self.metrics.recv_error();
+                    return Err(e.into());
+                }
+            };
+            let Some(datagram) = buf.get(..n) else {
+                continue;
+            };
+            match self.keyring() {
+                None => {
+                    self.metrics.opened();
+                    return Ok((from, datagram.to_vec()));
+                }
+                Some(keyring) => match seal::open(&keyring, datagram) {
+                    Ok(plain) => {
+                        self.metrics.opened();
+                        return Ok((from, plain));
+                    }
+                    Err(e) => {
+                        self.metrics.rejected(e);
+                        debug!(from = %from, len = n, reason = e.reason(), "dropped gossip datagram that failed to open");
+                    }
+                },
+            }
+        }
+    }
+
+    fn local_addr(&self) -> Result<SocketAddr, CarrierError> {
+        Ok(self.socket.local_addr()?)
+    }
+}

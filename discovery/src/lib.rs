@@ -1,0 +1,22 @@
+//! Skein membership: nodes find each other by chitchat gossip. Each node
+//! publishes a small versioned announcement (its StoreAPI endpoint, roles,
+//! labels, time range, readiness); every LAN datagram is sealed with an AEAD
+//! under a rotating keyring by a loopback relay in front of unmodified
+//! chitchat. See README.md for the design.
+
+pub mod announcement;
+pub mod carrier;
+pub mod keyring;
+pub mod membership;
+pub mod metrics;
+pub mod relay;
+pub mod seal;
+pub mod view;
+
+pub use announcement::{Announcement, AnnouncementError, LabelSet, Role};
+pub use carrier::{Carrier, CarrierError, GossipSecurity, UdpCarrier};
+pub use keyring::{Keyring, KeyringError};
+pub use membership::{FailureDetection, Membership, MembershipConfig, MembershipError};
+pub use metrics::GossipMetrics;
+pub use relay::{Relay, RelayError};
+pub use view::{Peer, PeerChange, diff};
