@@ -149,6 +149,9 @@ def check_external(n: SkeinNode, bundles: list[Bundle]) -> None:
     if names != [n.pod.name]:
         _err(n, f"external_address {ext}: Service {svc['metadata'].get('name')} selects {names}, not exactly this pod")
         return
+    if not svc.get("spec", {}).get("publishNotReadyAddresses"):
+        _err(n, f"external_address {ext}: Service {svc['metadata'].get('name')} lacks publishNotReadyAddresses "
+                "(WAN members join through it before they are ready)")
     target, proto = service_target(svc, port_ref)
     _, grpc = split_host_port(n.get("grpc_address", ""))
     if not any(port_matches(p, target, proto or "TCP") and p.get("containerPort") == grpc
