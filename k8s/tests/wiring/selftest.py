@@ -115,20 +115,28 @@ MUTATIONS: list[tuple[str, str, Callable[[list[Bundle]], None]]] = [
      .update({"app.kubernetes.io/component": "query"})),
 ]
 
-# Needs the real loader: only meaningful once the unbroken configs load.
-CONFIG_MUTATION = ("unknown key in the Skein config", "config check",
-                   lambda bs: _edit_data(_find(bs, "observer", "ConfigMap", "skein-query-config"),
-                                         "federation: skein", "federation: skein\nquerry: {}"))
+def _misspell_flag(bs):
+    c = _container(_find(bs, "workload", "StatefulSet", "prometheus"), "skein")
+    c["args"] = [a.replace("--tls.server-name=", "--tls.servername=") for a in c["args"]]
+
+
+# Need the real binary: only meaningful once the unbroken configs load.
+BINARY_MUTATIONS = [
+    ("unknown key in the Skein config", "config check",
+     lambda bs: _edit_data(_find(bs, "observer", "ConfigMap", "skein-query-config"),
+                           "federation: skein", "federation: skein\nquerry: {}")),
+    ("misspelt per-pod flag", "has no flag --tls.servername", _misspell_flag),
+]
 
 
 def run(bundles: list[Bundle], baseline: list[str], checker, promtool) -> int:
     base = set(baseline)
     mutations = list(MUTATIONS)
-    if any("config check" in e for e in baseline):
+    if any("config check" in e or "has no flag" in e for e in baseline):
         print("self-test: SKIP unknown-config-key breakage: `skein config check` is unusable "
               "or the unbroken configs do not load")
     else:
-        mutations.append(CONFIG_MUTATION)
+        mutations += BINARY_MUTATIONS
     caught = missed = 0
     for what, expect, mutate in mutations:
         broken = [clone(b) for b in bundles]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class SkeinNode:
     config_path: str
     config_text: str
     config: dict  # effective: file + flags
+    flags: list[str]  # the flag names given besides --config
 
     def get(self, dotted: str, default=None):
         cur = self.config
@@ -125,7 +127,7 @@ def _build_node(b: Bundle, pod: Pod, c: dict, external) -> SkeinNode | None:
     for name, value in overrides.items():
         # --a.b-c sets a.b_c (cli-contract.md: every key is also a flag).
         _set_dotted(cfg, [seg.replace("-", "_") for seg in name.split(".")], value)
-    return SkeinNode(b, pod, c, config_path, text, cfg)
+    return SkeinNode(b, pod, c, config_path, text, cfg, list(overrides))
 
 
 class ConfigChecker:
@@ -135,6 +137,7 @@ class ConfigChecker:
         self.skein_bin = skein_bin
         self.cache: dict[str, tuple[int, str]] = {}
         self._probe: str | None = None
+        self._flags: set[str] | None = None
 
     def probe(self) -> str:
         """'' if the binary rejects a config with an unknown key (so that an
@@ -149,6 +152,16 @@ class ConfigChecker:
             else:
                 self._probe = ""
         return self._probe
+
+    def node_flags(self) -> set[str] | None:
+        """The flags `skein node --help` lists, or None if it lists none."""
+        if self._flags is None:
+            try:
+                p = subprocess.run([self.skein_bin, "node", "--help"], capture_output=True, text=True, timeout=30)
+                self._flags = set(re.findall(r"--([a-z0-9][a-z0-9.-]*)", p.stdout))
+            except (OSError, subprocess.TimeoutExpired):
+                self._flags = set()
+        return self._flags or None
 
     def check(self, text: str) -> tuple[int, str]:
         digest = hashlib.sha256(text.encode()).hexdigest()
@@ -183,7 +196,11 @@ def check_configs(nodes: list[SkeinNode], checker: ConfigChecker) -> None:
         if why:
             nodes[0].bundle.error(None, f"config check: {why}")
             return
+    flags = checker.node_flags()
     for n in nodes:
+        for f in n.flags:
+            if flags is not None and f not in flags:
+                n.bundle.error(n.pod.owner, f"container {n.container.get('name')}: `skein node` has no flag --{f}")
         effective = yaml.safe_dump(n.config, sort_keys=False)
         code, out = checker.check(effective)
         if code != 0:
