@@ -197,6 +197,8 @@ def check_configs(nodes: list[SkeinNode], checker: ConfigChecker) -> None:
             nodes[0].bundle.error(None, f"config check: {why}")
             return
     flags = checker.node_flags()
+    if nodes and flags is None:
+        nodes[0].bundle.error(None, f"`{checker.skein_bin} node --help` lists no flags: cannot check the pods' flags")
     for n in nodes:
         for f in n.flags:
             if flags is not None and f not in flags:
