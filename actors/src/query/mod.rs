@@ -1,1 +1,225 @@
-//! The query actor: store set, fan-out, merge.
+//! The query actor: the store set, fan-out over StoreAPIs, merge and HA
+//! dedup, the [`skein_promql::SeriesSource`] the engine reads from, and the
+//! label APIs. [`QueryHandle`] is what the HTTP API holds.
+
+pub mod client;
+pub mod config;
+pub mod dedup;
+pub mod fanout;
+pub mod labels_api;
+pub mod memstore;
+pub mod merge;
+pub mod metrics;
+pub mod selector;
+pub mod source;
+pub mod store_set;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use prometheus_client::registry::Registry;
+use skein_promql::{Engine, EngineOptions, QueryError, QueryOptions, QueryOutput, SourceError};
+
+pub use config::QueryConfig;
+pub use fanout::FanoutError;
+pub use labels_api::{Answer, LabelsQuery};
+pub use metrics::QueryMetrics;
+pub use selector::{parse_match_params, parse_selector};
+pub use source::{SourceOptions, StoreApiSource};
+pub use store_set::{CheckNow, GetStores, StoreSetActor, StoreStatus};
+
+/// Per-request options of a PromQL query (the Thanos/Prometheus params).
+#[derive(Clone, Debug, Default)]
+pub struct RequestOptions {
+    /// Merge HA replicas (Thanos `dedup`, default true at the API).
+    pub dedup: bool,
+    /// `None`: the configured default.
+    pub partial_response: Option<bool>,
+    /// `None`: the configured replica labels.
+    pub replica_labels: Option<Vec<String>>,
+    pub lookback_delta: Option<Duration>,
+    /// Shorter deadline than the configured one.
+    pub timeout: Option<Duration>,
+}
+
+/// Cheap to clone; everything the HTTP API needs.
+#[derive(Clone)]
+pub struct QueryHandle {
+    store_set: Addr<StoreSetActor>,
+    engine: Arc<Engine>,
+    config: Arc<QueryConfig>,
+    metrics: QueryMetrics,
+}
+
+impl QueryHandle {
+    /// Starts the store set actor and builds the engine. Must run inside a
+    /// running actix System.
+    pub fn start(cfg: QueryConfig, registry: &mut Registry) -> QueryHandle {
+        let metrics = QueryMetrics::register(registry);
+        let actor = StoreSetActor::new(&cfg.stores, cfg.info_interval, cfg.info_timeout);
+        let store_set = actor.start();
+        let engine = Engine::new(EngineOptions {
+            lookback_delta: cfg.lookback_delta,
+            max_samples: cfg.max_samples,
+            timeout: cfg.timeout,
+        });
+        QueryHandle {
+            store_set,
+            engine: Arc::new(engine),
+            config: Arc::new(cfg),
+            metrics,
+        }
+    }
+
+    pub fn config(&self) -> &QueryConfig {
+        &self.config
+    }
+
+    pub fn metrics(&self) -> &QueryMetrics {
+        &self.metrics
+    }
+
+    /// The current store set.
+    pub async fn stores(&self) -> Result<Arc<Vec<StoreStatus>>, FanoutError> {
+        self.store_set
+            .send(GetStores)
+            .await
+            .map_err(|e| FanoutError::Unavailable(format!("store set unavailable: {e}")))
+    }
+
+    /// Checks every store now and returns the updated set.
+    pub async fn check_stores_now(&self) -> Result<Arc<Vec<StoreStatus>>, FanoutError> {
+        self.store_set
+            .send(CheckNow)
+            .await
+            .map_err(|e| FanoutError::Unavailable(format!("store set unavailable: {e}")))
+    }
+
+    fn partial(&self, p: Option<bool>) -> bool {
+        p.unwrap_or(self.config.partial_response)
+    }
+
+    fn replica_labels(&self, r: &Option<Vec<String>>) -> Vec<String> {
+        r.clone()
+            .unwrap_or_else(|| self.config.replica_labels.clone())
+    }
+
+    async fn source(&self, opts: &RequestOptions) -> Result<StoreApiSource, QueryError> {
+        let stores = self
+            .stores()
+            .await
+            .map_err(|e| QueryError::Source(SourceError::Unavailable(e.to_string())))?;
+        Ok(StoreApiSource::new(
+            stores,
+            SourceOptions {
+                dedup: opts.dedup,
+                replica_labels: self.replica_labels(&opts.replica_labels),
+                partial_response: self.partial(opts.partial_response),
+                store_timeout: self.config.store_timeout,
+            },
+            self.metrics.clone(),
+        ))
+    }
+
+    async fn with_timeout(
+        &self,
+        timeout: Option<Duration>,
+        fut: impl Future<Output = Result<QueryOutput, QueryError>>,
+    ) -> Result<QueryOutput, QueryError> {
+        match timeout {
+            Some(t) if t < self.config.timeout => tokio::time::timeout(t, fut)
+                .await
+                .unwrap_or(Err(QueryError::Timeout)),
+            _ => fut.await,
+        }
+    }
+
+    /// Runs a PromQL instant query at `time_ms`.
+    pub async fn query_instant(
+        &self,
+        query: &str,
+        time_ms: i64,
+        opts: &RequestOptions,
+    ) -> Result<QueryOutput, QueryError> {
+        let source = self.source(opts).await?;
+        let qo = QueryOptions {
+            lookback_delta: opts.lookback_delta,
+        };
+        self.with_timeout(
+            opts.timeout,
+            self.engine.query_instant(&source, query, time_ms, &qo),
+        )
+        .await
+    }
+
+    /// Runs a PromQL range query.
+    pub async fn query_range(
+        &self,
+        query: &str,
+        start_ms: i64,
+        end_ms: i64,
+        step_ms: i64,
+        opts: &RequestOptions,
+    ) -> Result<QueryOutput, QueryError> {
+        let source = self.source(opts).await?;
+        let qo = QueryOptions {
+            lookback_delta: opts.lookback_delta,
+        };
+        self.with_timeout(
+            opts.timeout,
+            self.engine
+                .query_range(&source, query, start_ms, end_ms, step_ms, &qo),
+        )
+        .await
+    }
+
+    /// Fills the defaults of a labels-side request: partial response from
+    /// the config when `None`, replica labels stripped only with dedup.
+    pub fn labels_query(
+        &self,
+        start: i64,
+        end: i64,
+        matcher_sets: Vec<Vec<skein_promql::LabelMatcher>>,
+        opts: &RequestOptions,
+        limit: usize,
+    ) -> LabelsQuery {
+        LabelsQuery {
+            start,
+            end,
+            matcher_sets,
+            partial_response: self.partial(opts.partial_response),
+            replica_labels: if opts.dedup {
+                self.replica_labels(&opts.replica_labels)
+            } else {
+                Vec::new()
+            },
+            limit,
+        }
+    }
+
+    pub async fn label_names(&self, q: &LabelsQuery) -> Result<Answer<Vec<String>>, FanoutError> {
+        let stores = self.stores().await?;
+        labels_api::label_names(&stores, q, self.config.store_timeout, &self.metrics).await
+    }
+
+    pub async fn label_values(
+        &self,
+        name: &str,
+        q: &LabelsQuery,
+    ) -> Result<Answer<Vec<String>>, FanoutError> {
+        let stores = self.stores().await?;
+        labels_api::label_values(&stores, name, q, self.config.store_timeout, &self.metrics).await
+    }
+
+    pub async fn series(
+        &self,
+        q: &LabelsQuery,
+    ) -> Result<Answer<Vec<skein_promql::Labels>>, FanoutError> {
+        let stores = self.stores().await?;
+        labels_api::series(&stores, q, self.config.store_timeout, &self.metrics).await
+    }
+}

@@ -1,0 +1,284 @@
+//! A StoreAPI (`thanos.Store` + `thanos.info.Info`) over a fixed set of
+//! series held in memory, served by a real tonic server. Used by tests of
+//! the querier and the HTTP API, and handy for demos.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use skein_promql::{Labels, Sample, Series};
+use skein_proto::thanos::info::info_server::{Info, InfoServer};
+use skein_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo};
+use skein_proto::thanos::store_server::{Store, StoreServer};
+use skein_proto::thanos::{
+    AggrChunk, Chunk, LabelNamesRequest, LabelNamesResponse, LabelValuesRequest,
+    LabelValuesResponse, SeriesRequest, SeriesResponse, ZLabelSet, chunk::Encoding,
+    series_response,
+};
+use skein_tsdb::chunkenc::encode_xor;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+use xxhash_rust::xxh64::xxh64;
+
+use crate::matchers::{
+    CompiledMatcher, all_match, compile_all, from_wire_matchers, labels_to_wire,
+};
+
+/// Samples per chunk, as Prometheus cuts them.
+const SAMPLES_PER_CHUNK: usize = 120;
+
+/// How the store behaves.
+#[derive(Clone, Debug, Default)]
+pub struct MemStoreOptions {
+    pub component_type: String,
+    /// External labels, added to every series and announced in Info.
+    pub external_labels: Labels,
+    /// Wait this long before answering Series/LabelNames/LabelValues.
+    pub delay: Option<Duration>,
+    /// In-band warning sent with every Series answer.
+    pub warning: Option<String>,
+    /// Answer every Series call with this error instead.
+    pub fail_series: Option<String>,
+}
+
+struct Inner {
+    /// Sorted by labels (external labels included).
+    series: Vec<(Labels, Vec<AggrChunk>)>,
+    opts: MemStoreOptions,
+    min_time: i64,
+    max_time: i64,
+}
+
+/// The store; cheap to clone.
+#[derive(Clone)]
+pub struct MemStore {
+    inner: Arc<Inner>,
+}
+
+fn chunks_of(samples: &[Sample]) -> Vec<AggrChunk> {
+    samples
+        .chunks(SAMPLES_PER_CHUNK)
+        .filter_map(|part| {
+            let first = part.first()?;
+            let last = part.last()?;
+            let data = encode_xor(&part.iter().map(|s| (s.t, s.v)).collect::<Vec<_>>());
+            Some(AggrChunk {
+                min_time: first.t,
+                max_time: last.t,
+                raw: Some(Chunk {
+                    r#type: Encoding::Xor as i32,
+                    hash: xxh64(&data, 0),
+                    data,
+                }),
+                ..Default::default()
+            })
+        })
+        .collect()
+}
+
+impl MemStore {
+    pub fn new(series: Vec<Series>, opts: MemStoreOptions) -> Self {
+        let mut all: Vec<(Labels, Vec<AggrChunk>)> = series
+            .into_iter()
+            .map(|s| {
+                let mut ls = s.labels;
+                for l in opts.external_labels.iter() {
+                    ls.set(&l.name, l.value.clone());
+                }
+                (ls, chunks_of(&s.samples))
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let times = all.iter().flat_map(|(_, cs)| cs.iter());
+        let min_time = times.clone().map(|c| c.min_time).min().unwrap_or(i64::MAX);
+        let max_time = times.map(|c| c.max_time).max().unwrap_or(i64::MIN);
+        MemStore {
+            inner: Arc::new(Inner {
+                series: all,
+                opts,
+                min_time,
+                max_time,
+            }),
+        }
+    }
+
+    fn select(
+        &self,
+        matchers: &[skein_proto::thanos::LabelMatcher],
+        min_t: i64,
+        max_t: i64,
+    ) -> Result<Vec<(&Labels, &Vec<AggrChunk>)>, Status> {
+        let ms: Vec<CompiledMatcher> = from_wire_matchers(matchers)
+            .map_err(|e| Status::invalid_argument(e.to_string()))
+            .and_then(|m| compile_all(&m).map_err(|e| Status::invalid_argument(e.to_string())))?;
+        Ok(self
+            .inner
+            .series
+            .iter()
+            .filter(|(ls, _)| all_match(&ms, ls))
+            .filter(|(_, cs)| {
+                cs.iter()
+                    .any(|c| c.max_time >= min_t && c.min_time <= max_t)
+            })
+            .map(|(ls, cs)| (ls, cs))
+            .collect())
+    }
+
+    async fn pause(&self) {
+        if let Some(d) = self.inner.opts.delay {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    /// Serves the store on `127.0.0.1` on a free port until dropped.
+    pub async fn serve(self) -> std::io::Result<RunningStore> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tonic::transport::Server::builder()
+            .add_service(StoreServer::new(self.clone()))
+            .add_service(InfoServer::new(self))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = rx.await;
+            });
+        let task = tokio::spawn(server);
+        Ok(RunningStore {
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+}
+
+/// A served store; stops when dropped.
+pub struct RunningStore {
+    pub addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl RunningStore {
+    /// `host:port` to put in the querier's store list.
+    pub fn address(&self) -> String {
+        self.addr.to_string()
+    }
+}
+
+impl Drop for RunningStore {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.abort();
+    }
+}
+
+type SeriesStream = std::pin::Pin<Box<dyn Stream<Item = Result<SeriesResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Store for MemStore {
+    type SeriesStream = SeriesStream;
+
+    async fn series(
+        &self,
+        request: Request<SeriesRequest>,
+    ) -> Result<Response<Self::SeriesStream>, Status> {
+        self.pause().await;
+        if let Some(e) = &self.inner.opts.fail_series {
+            return Err(Status::unavailable(e.clone()));
+        }
+        let req = request.into_inner();
+        let mut out: Vec<Result<SeriesResponse, Status>> = Vec::new();
+        if let Some(w) = &self.inner.opts.warning {
+            out.push(Ok(SeriesResponse {
+                result: Some(series_response::Result::Warning(w.clone())),
+            }));
+        }
+        for (ls, cs) in self.select(&req.matchers, req.min_time, req.max_time)? {
+            let chunks = if req.skip_chunks {
+                Vec::new()
+            } else {
+                cs.iter()
+                    .filter(|c| c.max_time >= req.min_time && c.min_time <= req.max_time)
+                    .cloned()
+                    .collect()
+            };
+            out.push(Ok(SeriesResponse {
+                result: Some(series_response::Result::Series(
+                    skein_proto::thanos::Series {
+                        labels: labels_to_wire(ls),
+                        chunks,
+                    },
+                )),
+            }));
+        }
+        Ok(Response::new(Box::pin(futures::stream::iter(out))))
+    }
+
+    async fn label_names(
+        &self,
+        request: Request<LabelNamesRequest>,
+    ) -> Result<Response<LabelNamesResponse>, Status> {
+        self.pause().await;
+        let req = request.into_inner();
+        let mut names: Vec<String> = self
+            .select(&req.matchers, req.start, req.end)?
+            .iter()
+            .flat_map(|(ls, _)| ls.iter().map(|l| l.name.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(Response::new(LabelNamesResponse {
+            names,
+            ..Default::default()
+        }))
+    }
+
+    async fn label_values(
+        &self,
+        request: Request<LabelValuesRequest>,
+    ) -> Result<Response<LabelValuesResponse>, Status> {
+        self.pause().await;
+        let req = request.into_inner();
+        let mut values: Vec<String> = self
+            .select(&req.matchers, req.start, req.end)?
+            .iter()
+            .filter_map(|(ls, _)| ls.get(&req.label).map(str::to_string))
+            .collect();
+        values.sort();
+        values.dedup();
+        Ok(Response::new(LabelValuesResponse {
+            values,
+            ..Default::default()
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl Info for MemStore {
+    async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        let ext = &self.inner.opts.external_labels;
+        Ok(Response::new(InfoResponse {
+            label_sets: if ext.is_empty() {
+                Vec::new()
+            } else {
+                vec![ZLabelSet {
+                    labels: labels_to_wire(ext),
+                }]
+            },
+            component_type: if self.inner.opts.component_type.is_empty() {
+                "store".to_string()
+            } else {
+                self.inner.opts.component_type.clone()
+            },
+            store: Some(StoreInfo {
+                min_time: self.inner.min_time,
+                max_time: self.inner.max_time,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+}

@@ -1,0 +1,598 @@
+//! Fan-out, merge, dedup and partial responses against real tonic servers
+//! on 127.0.0.1 serving [`MemStore`]s.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use prometheus_client::registry::Registry;
+use skein_promql::{LabelMatcher, Labels, MatchOp, Sample, SelectHints, Series, SeriesSource};
+
+use super::client;
+use super::fanout::{FanoutError, SeriesQuery, fan_out_series};
+use super::labels_api::{self, LabelsQuery};
+use super::memstore::{MemStore, MemStoreOptions, RunningStore};
+use super::metrics::QueryMetrics;
+use super::source::{SourceOptions, StoreApiSource};
+use super::store_set::StoreStatus;
+use super::{QueryConfig, QueryHandle, RequestOptions};
+
+const SCRAPE: i64 = 15_000;
+
+fn samples(from: i64, to: i64, step: i64, v: f64) -> Vec<Sample> {
+    (0..)
+        .map(|i| from + i * step)
+        .take_while(|t| *t <= to)
+        .map(|t| Sample { t, v })
+        .collect()
+}
+
+fn series(pairs: &[(&str, &str)], samples: Vec<Sample>) -> Series {
+    Series::new(Labels::from_pairs(pairs.iter().copied()), samples)
+}
+
+fn ext(pairs: &[(&str, &str)]) -> MemStoreOptions {
+    MemStoreOptions {
+        external_labels: Labels::from_pairs(pairs.iter().copied()),
+        component_type: "sidecar".into(),
+        ..Default::default()
+    }
+}
+
+async fn serve(series: Vec<Series>, opts: MemStoreOptions) -> RunningStore {
+    MemStore::new(series, opts).serve().await.unwrap()
+}
+
+/// A store status as the store set would hold it after one Info round.
+async fn status(addr: &str) -> StoreStatus {
+    let mut s = StoreStatus::new(addr);
+    let res = match &s.channel {
+        Some(ch) => client::info(ch.clone(), Duration::from_secs(2))
+            .await
+            .map_err(|e| e.to_string()),
+        None => Err("no channel".to_string()),
+    };
+    s.apply(res, SystemTime::now());
+    s
+}
+
+fn eq(name: &str, v: &str) -> LabelMatcher {
+    LabelMatcher::new(name, MatchOp::Equal, v)
+}
+
+fn query(ms: Vec<LabelMatcher>, partial: bool) -> SeriesQuery {
+    SeriesQuery {
+        min_time: 0,
+        max_time: 1_000_000,
+        matchers: ms,
+        partial_response: partial,
+        ..Default::default()
+    }
+}
+
+fn source(
+    stores: Vec<StoreStatus>,
+    dedup: bool,
+    partial: bool,
+    timeout: Duration,
+) -> StoreApiSource {
+    StoreApiSource::new(
+        Arc::new(stores),
+        SourceOptions {
+            dedup,
+            replica_labels: vec!["replica".into()],
+            partial_response: partial,
+            store_timeout: timeout,
+        },
+        QueryMetrics::unregistered(),
+    )
+}
+
+fn hints(start: i64, end: i64) -> SelectHints {
+    SelectHints {
+        start_ms: start,
+        end_ms: end,
+        ..Default::default()
+    }
+}
+
+/// Two HA replicas of one Prometheus: replica "a" misses 60s..120s,
+/// replica "b" is offset by one second and complete.
+async fn ha_pair() -> (RunningStore, RunningStore) {
+    let mut a = samples(0, 300_000, SCRAPE, 1.0);
+    a.retain(|s| !(60_000..=120_000).contains(&s.t));
+    let b = samples(1_000, 300_000, SCRAPE, 2.0);
+    let up = |s| vec![series(&[("__name__", "up"), ("job", "node")], s)];
+    let sa = serve(up(a), ext(&[("cluster", "eu"), ("replica", "a")])).await;
+    let sb = serve(up(b), ext(&[("cluster", "eu"), ("replica", "b")])).await;
+    (sa, sb)
+}
+
+#[tokio::test]
+async fn merges_stores_in_label_order_and_filters_by_external_labels() {
+    let s1 = serve(
+        vec![
+            series(
+                &[("__name__", "up"), ("job", "a")],
+                samples(0, 60_000, SCRAPE, 1.0),
+            ),
+            series(
+                &[("__name__", "up"), ("job", "c")],
+                samples(0, 60_000, SCRAPE, 1.0),
+            ),
+        ],
+        ext(&[("cluster", "eu")]),
+    )
+    .await;
+    let s2 = serve(
+        vec![
+            series(
+                &[("__name__", "up"), ("job", "b")],
+                samples(0, 60_000, SCRAPE, 1.0),
+            ),
+            series(
+                &[("__name__", "up"), ("job", "d")],
+                samples(0, 60_000, SCRAPE, 1.0),
+            ),
+        ],
+        ext(&[("cluster", "us")]),
+    )
+    .await;
+    let stores = vec![status(&s1.address()).await, status(&s2.address()).await];
+    assert!(stores.iter().all(|s| s.healthy), "{stores:?}");
+    assert_eq!(
+        stores[0].label_sets,
+        vec![Labels::from_pairs([("cluster", "eu")])]
+    );
+    let m = QueryMetrics::unregistered();
+    let out = fan_out_series(
+        &stores,
+        &query(vec![eq("__name__", "up")], true),
+        Duration::from_secs(5),
+        &m,
+    )
+    .await
+    .unwrap();
+    let jobs: Vec<_> = out
+        .series
+        .iter()
+        .map(|s| s.labels.get("job").unwrap().to_string())
+        .collect();
+    assert_eq!(jobs, vec!["a", "c", "b", "d"]);
+    // Sorted by full label sets: cluster="eu" series come before cluster="us".
+    let clusters: Vec<_> = out
+        .series
+        .iter()
+        .map(|s| s.labels.get("cluster").unwrap())
+        .collect();
+    assert_eq!(clusters, vec!["eu", "eu", "us", "us"]);
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+    // A matcher on an external label rules out the other store entirely.
+    let out = fan_out_series(
+        &stores,
+        &query(vec![eq("__name__", "up"), eq("cluster", "us")], true),
+        Duration::from_secs(5),
+        &m,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.series.len(), 2);
+    assert!(
+        out.series
+            .iter()
+            .all(|s| s.labels.get("cluster") == Some("us"))
+    );
+}
+
+#[tokio::test]
+async fn identical_chunks_from_two_stores_are_kept_once() {
+    let data = || {
+        vec![series(
+            &[("__name__", "x")],
+            samples(0, 600_000, SCRAPE, 3.0),
+        )]
+    };
+    let s1 = serve(data(), ext(&[("cluster", "eu")])).await;
+    let s2 = serve(data(), ext(&[("cluster", "eu")])).await;
+    let stores = vec![status(&s1.address()).await, status(&s2.address()).await];
+    let m = QueryMetrics::unregistered();
+    let out = fan_out_series(
+        &stores,
+        &query(vec![eq("__name__", "x")], true),
+        Duration::from_secs(5),
+        &m,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.series.len(), 1);
+    // 41 samples in one chunk from each store; the copy is dropped.
+    assert_eq!(out.series[0].chunks.len(), 1);
+    let src = source(stores, true, true, Duration::from_secs(5));
+    let r = src
+        .select(&[eq("__name__", "x")], &hints(0, 600_000))
+        .await
+        .unwrap();
+    assert_eq!(r.series.len(), 1);
+    assert_eq!(r.series[0].samples.len(), 41);
+}
+
+#[tokio::test]
+async fn dedup_merges_replicas_and_fills_gaps() {
+    let (sa, sb) = ha_pair().await;
+    let stores = vec![status(&sa.address()).await, status(&sb.address()).await];
+    let src = source(stores.clone(), true, true, Duration::from_secs(5));
+    let r = src
+        .select(&[eq("__name__", "up")], &hints(0, 300_000))
+        .await
+        .unwrap();
+    assert_eq!(r.series.len(), 1, "{:?}", r.series);
+    let s = &r.series[0];
+    assert_eq!(
+        s.labels,
+        Labels::from_pairs([("__name__", "up"), ("cluster", "eu"), ("job", "node")])
+    );
+    // The gap of replica a is filled from b; no timestamp is doubled and
+    // samples are never closer than a scrape interval.
+    assert!(
+        s.samples.windows(2).all(|w| w[1].t - w[0].t >= SCRAPE),
+        "{:?}",
+        s.samples
+    );
+    assert!(
+        s.samples
+            .iter()
+            .any(|x| (60_000..=120_000).contains(&x.t) && x.v == 2.0)
+    );
+    assert_eq!(s.samples.first().map(|x| x.v), Some(1.0));
+    assert!(
+        s.samples.len() >= 19 && s.samples.len() <= 21,
+        "{}",
+        s.samples.len()
+    );
+
+    // Without dedup both replicas come back, labelled.
+    let src = source(stores, false, true, Duration::from_secs(5));
+    let r = src
+        .select(&[eq("__name__", "up")], &hints(0, 300_000))
+        .await
+        .unwrap();
+    let replicas: Vec<_> = r
+        .series
+        .iter()
+        .map(|s| s.labels.get("replica").unwrap())
+        .collect();
+    assert_eq!(replicas, vec!["a", "b"]);
+    assert_eq!(r.series[1].samples.len(), 20);
+}
+
+#[tokio::test]
+async fn samples_are_trimmed_to_the_requested_range() {
+    let s1 = serve(
+        vec![series(
+            &[("__name__", "x")],
+            samples(0, 3_600_000, SCRAPE, 1.0),
+        )],
+        ext(&[]),
+    )
+    .await;
+    let src = source(
+        vec![status(&s1.address()).await],
+        true,
+        true,
+        Duration::from_secs(5),
+    );
+    let r = src
+        .select(&[eq("__name__", "x")], &hints(100_000, 200_000))
+        .await
+        .unwrap();
+    let ts: Vec<i64> = r.series[0].samples.iter().map(|s| s.t).collect();
+    assert_eq!(ts.first(), Some(&105_000));
+    assert_eq!(ts.last(), Some(&195_000));
+}
+
+#[tokio::test]
+async fn a_store_that_is_down_gives_a_warning_not_an_error() {
+    let (sa, sb) = ha_pair().await;
+    // Found healthy, then gone before the query.
+    let gone = serve(
+        vec![series(&[("__name__", "up")], samples(0, 1000, SCRAPE, 1.0))],
+        ext(&[("cluster", "x")]),
+    )
+    .await;
+    let gone_status = status(&gone.address()).await;
+    assert!(gone_status.healthy);
+    drop(gone);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Never reachable at all.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let dead_status = status(&dead).await;
+    assert!(!dead_status.healthy);
+    assert!(dead_status.last_error.is_some());
+    let stores = vec![
+        status(&sa.address()).await,
+        status(&sb.address()).await,
+        gone_status,
+        dead_status,
+    ];
+    let started = Instant::now();
+    let src = source(stores.clone(), true, true, Duration::from_secs(5));
+    let r = src
+        .select(&[eq("__name__", "up")], &hints(0, 300_000))
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    assert_eq!(r.series.len(), 1);
+    let w = r.warnings.join("\n");
+    assert!(
+        w.contains(&stores[2].name) && w.contains(&stores[3].name),
+        "{w}"
+    );
+
+    // With partial responses off, the failure fails the request.
+    let src = source(stores, true, false, Duration::from_secs(5));
+    let e = src
+        .select(&[eq("__name__", "up")], &hints(0, 300_000))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, skein_promql::SourceError::Unavailable(_)),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_hanging_store_is_cut_off_at_its_timeout() {
+    let fast = serve(
+        vec![series(
+            &[("__name__", "up"), ("job", "fast")],
+            samples(0, 60_000, SCRAPE, 1.0),
+        )],
+        ext(&[("cluster", "a")]),
+    )
+    .await;
+    let slow = serve(
+        vec![series(
+            &[("__name__", "up"), ("job", "slow")],
+            samples(0, 60_000, SCRAPE, 1.0),
+        )],
+        MemStoreOptions {
+            delay: Some(Duration::from_secs(30)),
+            ..ext(&[("cluster", "b")])
+        },
+    )
+    .await;
+    let stores = vec![status(&fast.address()).await, status(&slow.address()).await];
+    let m = QueryMetrics::unregistered();
+    let started = Instant::now();
+    let out = fan_out_series(
+        &stores,
+        &query(vec![eq("__name__", "up")], true),
+        Duration::from_millis(500),
+        &m,
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(450) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(out.series.len(), 1);
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains(&slow.address()) && w.contains("timed out")),
+        "{:?}",
+        out.warnings
+    );
+    let err = fan_out_series(
+        &stores,
+        &query(vec![eq("__name__", "up")], false),
+        Duration::from_millis(300),
+        &m,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, FanoutError::Unavailable(ref m) if m.contains("timed out")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn in_band_warnings_and_failing_series_calls() {
+    let warn = serve(
+        vec![series(
+            &[("__name__", "up")],
+            samples(0, 60_000, SCRAPE, 1.0),
+        )],
+        MemStoreOptions {
+            warning: Some("some blocks were skipped".into()),
+            ..ext(&[("cluster", "a")])
+        },
+    )
+    .await;
+    let failing = serve(
+        vec![series(
+            &[("__name__", "up")],
+            samples(0, 60_000, SCRAPE, 1.0),
+        )],
+        MemStoreOptions {
+            fail_series: Some("disk on fire".into()),
+            ..ext(&[("cluster", "b")])
+        },
+    )
+    .await;
+    let stores = vec![
+        status(&warn.address()).await,
+        status(&failing.address()).await,
+    ];
+    let m = QueryMetrics::unregistered();
+    let out = fan_out_series(
+        &stores,
+        &query(vec![eq("__name__", "up")], true),
+        Duration::from_secs(5),
+        &m,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.series.len(), 1);
+    let w = out.warnings.join("\n");
+    assert!(w.contains("some blocks were skipped"), "{w}");
+    assert!(w.contains("disk on fire"), "{w}");
+}
+
+#[tokio::test]
+async fn label_apis_merge_and_strip_replica_labels() {
+    let (sa, sb) = ha_pair().await;
+    let other = serve(
+        vec![series(
+            &[("__name__", "node_load1"), ("instance", "h1")],
+            samples(0, 60_000, SCRAPE, 1.0),
+        )],
+        ext(&[("cluster", "us")]),
+    )
+    .await;
+    let stores = vec![
+        status(&sa.address()).await,
+        status(&sb.address()).await,
+        status(&other.address()).await,
+    ];
+    let m = QueryMetrics::unregistered();
+    let t = Duration::from_secs(5);
+    let q = LabelsQuery {
+        start: 0,
+        end: 1_000_000,
+        partial_response: true,
+        replica_labels: vec!["replica".into()],
+        ..Default::default()
+    };
+    let names = labels_api::label_names(&stores, &q, t, &m).await.unwrap();
+    assert_eq!(names.data, vec!["__name__", "cluster", "instance", "job"]);
+    let values = labels_api::label_values(&stores, "__name__", &q, t, &m)
+        .await
+        .unwrap();
+    assert_eq!(values.data, vec!["node_load1", "up"]);
+    let only_us = LabelsQuery {
+        matcher_sets: vec![vec![eq("cluster", "us")]],
+        ..q.clone()
+    };
+    let values = labels_api::label_values(&stores, "__name__", &only_us, t, &m)
+        .await
+        .unwrap();
+    assert_eq!(values.data, vec!["node_load1"]);
+    let sq = LabelsQuery {
+        matcher_sets: vec![
+            vec![eq("__name__", "up")],
+            vec![eq("__name__", "node_load1")],
+        ],
+        ..q.clone()
+    };
+    let found = labels_api::series(&stores, &sq, t, &m).await.unwrap();
+    assert_eq!(
+        found.data,
+        vec![
+            Labels::from_pairs([
+                ("__name__", "node_load1"),
+                ("cluster", "us"),
+                ("instance", "h1")
+            ]),
+            Labels::from_pairs([("__name__", "up"), ("cluster", "eu"), ("job", "node")]),
+        ]
+    );
+    let limited = labels_api::series(
+        &stores,
+        &LabelsQuery {
+            limit: 1,
+            ..sq.clone()
+        },
+        t,
+        &m,
+    )
+    .await
+    .unwrap();
+    assert_eq!(limited.data.len(), 1);
+    assert_eq!(limited.warnings, vec![labels_api::TRUNCATED_WARNING]);
+    let keep = LabelsQuery {
+        replica_labels: vec![],
+        matcher_sets: vec![vec![eq("__name__", "up")]],
+        ..q
+    };
+    assert_eq!(
+        labels_api::series(&stores, &keep, t, &m)
+            .await
+            .unwrap()
+            .data
+            .len(),
+        2
+    );
+}
+
+#[actix_rt::test]
+async fn query_handle_runs_promql_over_the_stores() {
+    let (sa, sb) = ha_pair().await;
+    let mut registry = Registry::default();
+    let handle = QueryHandle::start(
+        QueryConfig {
+            stores: vec![sa.address(), sb.address()],
+            info_interval: Duration::from_secs(60),
+            ..Default::default()
+        },
+        &mut registry,
+    );
+    let stores = handle.check_stores_now().await.unwrap();
+    assert!(stores.iter().all(|s| s.healthy), "{stores:?}");
+    assert_eq!(stores[0].component_type, "sidecar");
+    let opts = RequestOptions {
+        dedup: true,
+        ..Default::default()
+    };
+    let out = handle
+        .query_instant("count(up)", 90_000, &opts)
+        .await
+        .unwrap();
+    match out.value {
+        skein_promql::Value::Vector(v) => assert_eq!(v.first().map(|s| s.v), Some(1.0)),
+        other => panic!("{other:?}"),
+    }
+    let no_dedup = RequestOptions::default();
+    let out = handle
+        .query_instant("count(up)", 90_000, &no_dedup)
+        .await
+        .unwrap();
+    match out.value {
+        skein_promql::Value::Vector(v) => assert_eq!(v.first().map(|s| s.v), Some(2.0)),
+        other => panic!("{other:?}"),
+    }
+    let out = handle
+        .query_range("up", 0, 300_000, 60_000, &opts)
+        .await
+        .unwrap();
+    match out.value {
+        skein_promql::Value::Matrix(m) => {
+            assert_eq!(m.len(), 1);
+            assert_eq!(m[0].samples.len(), 6);
+        }
+        other => panic!("{other:?}"),
+    }
+    handle.metrics().bad_request("query");
+    handle
+        .metrics()
+        .observe("query", "success", Duration::from_millis(3));
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains("skein_query_bad_requests_total{endpoint=\"query\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skein_query_requests_total{endpoint=\"query\",outcome=\"success\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("skein_query_request_duration_seconds_count{endpoint=\"query\"} 1"),
+        "{text}"
+    );
+}
