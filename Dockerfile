@@ -8,13 +8,15 @@ ARG RUST_IMAGE=rust:1-bookworm
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 
 FROM ${RUST_IMAGE} AS builder
+# --locked: build exactly the committed Cargo.lock (fails if it is stale).
+ARG CARGO_BUILD_FLAGS=--locked
 WORKDIR /src
 # The whole workspace: cargo needs every member's manifest to resolve it.
 # protox compiles the .proto files, so no protoc is needed.
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p skein-node --bin skein \
+    cargo build --release ${CARGO_BUILD_FLAGS} -p skein-node --bin skein \
     && install -D -m 0755 target/release/skein /out/skein
 
 FROM ${RUNTIME_IMAGE}
