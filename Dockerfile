@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# The `skein` image: one static-ish binary on distroless (glibc, CA certs, no
-# shell), running as uid 65532. The k8s/ manifests use
+# The `skein` image: the one binary on distroless "cc" (glibc, libgcc, CA
+# certificates; no shell, no package manager), running as uid 65532. The k8s/ manifests use
 # ghcr.io/skein-project/skein:0.1.0:
 #   docker build -t ghcr.io/skein-project/skein:0.1.0 .
 
@@ -22,7 +22,6 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 FROM ${RUNTIME_IMAGE}
 LABEL org.opencontainers.image.title="skein" \
       org.opencontainers.image.description="One PromQL view and long-term storage over many Prometheus servers" \
-      org.opencontainers.image.source="https://github.com/skein-project/skein" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=builder /out/skein /usr/local/bin/skein
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
