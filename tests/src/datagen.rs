@@ -154,6 +154,43 @@ impl Dataset {
         Ok(Self { spec, families })
     }
 
+    /// One data set holding every part's series with that part's extra labels
+    /// added (e.g. all clusters' data with their `cluster` label): what a single
+    /// global Prometheus would hold. The spec is the first part's, seed 0.
+    pub fn merged(parts: &[(&Dataset, &LabelSet)]) -> anyhow::Result<Dataset> {
+        let Some((first, _)) = parts.first() else {
+            bail!("merge of nothing");
+        };
+        let mut families: Vec<Family> = Vec::new();
+        for (ds, extra) in parts {
+            for fam in &ds.families {
+                let idx = match families.iter().position(|f| f.name == fam.name) {
+                    Some(i) => i,
+                    None => {
+                        families.push(Family {
+                            series: Vec::new(),
+                            ..fam.clone()
+                        });
+                        families.len() - 1
+                    }
+                };
+                for s in &fam.series {
+                    let mut labels = s.labels.clone();
+                    for (k, v) in extra.iter() {
+                        labels.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                    families[idx].series.push(GenSeries {
+                        labels,
+                        samples: s.samples.clone(),
+                    });
+                }
+            }
+        }
+        let mut spec = first.spec.clone();
+        spec.seed = 0;
+        Ok(Dataset { spec, families })
+    }
+
     /// The series with exactly these labels (`__name__` included).
     pub fn find(&self, labels: &LabelSet) -> Option<&GenSeries> {
         self.families

@@ -4,6 +4,8 @@
 //! Every wait has a deadline, every child process is killed when its guard drops,
 //! and every test gets its own temp dir and ports so tests can run in parallel.
 
+pub mod case_list;
+pub mod cases;
 pub mod compare;
 pub mod datagen;
 pub mod fixture;

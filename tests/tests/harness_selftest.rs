@@ -118,3 +118,50 @@ fn prometheus_serves_exactly_the_generated_data() {
         assert_eq!(client.status_of(p).unwrap(), 200, "{p}");
     }
 }
+
+/// The case expectations (union with external labels, sums of sums, ...) are
+/// right: a single "global" Prometheus holding both clusters' data with their
+/// `cluster` label answers every standard case exactly as the expectation
+/// built from the two cluster Prometheus servers says. This is what the skein
+/// querier must reproduce, so the cases are proven meaningful before skein runs.
+#[test]
+fn global_prometheus_matches_every_case_expectation() {
+    use skein_e2e::case_list::{plan, standard_cases};
+    use skein_e2e::cases::check;
+    use skein_e2e::prometheus::PrometheusServer;
+
+    let setup = start_clusters(DataSpec::small).unwrap();
+    let (start, end) = setup.window();
+    let clusters = &setup.clusters;
+    let parts: Vec<(&Dataset, &LabelSet)> = clusters
+        .iter()
+        .map(|c| (&c.dataset, &c.external_labels))
+        .collect();
+    let merged = Dataset::merged(&parts).unwrap();
+    let global = PrometheusServer::start(
+        setup.dir.path(),
+        "prometheus-global",
+        &LabelSet::new(),
+        Some(&merged),
+    )
+    .unwrap();
+
+    let mut failures = Vec::new();
+    let mut passed = 0;
+    for (case, codes) in standard_cases(clusters.len()) {
+        for eval in plan(codes, start, end) {
+            match check(&global.client, clusters, &case, eval) {
+                Ok(()) => passed += 1,
+                Err(e) => failures.push(e),
+            }
+        }
+    }
+    println!("{passed} checks passed");
+    assert!(
+        failures.is_empty(),
+        "{} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+    assert!(passed >= 60, "only {passed} checks ran");
+}
