@@ -9,7 +9,7 @@ use super::format_go_float;
 use crate::error::QueryError;
 use crate::labels::{Labels, METRIC_NAME};
 
-fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
+pub(crate) fn almost_equal(a: f64, b: f64, eps: f64) -> bool {
     const MIN_NORMAL: f64 = f64::MIN_POSITIVE;
     if a == b {
         return true;

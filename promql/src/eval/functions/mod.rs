@@ -1,6 +1,6 @@
 //! Function calls: dispatch and the helpers functions share.
 
-mod histogram;
+pub(crate) mod histogram;
 mod labels;
 mod math;
 mod range;
