@@ -215,3 +215,84 @@ fn corrupt_indexes_give_errors_not_panics() {
         }
     }
 }
+
+/// Counts bytes fetched, like an object-storage backed reader would.
+struct Counting {
+    data: Vec<u8>,
+    bytes: std::sync::atomic::AtomicU64,
+    reads: std::sync::atomic::AtomicU64,
+}
+
+impl skein_tsdb::RangeRead for Counting {
+    fn len(&self) -> u64 {
+        self.data.len() as u64
+    }
+    fn read_range(&self, off: u64, len: u64) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.bytes.fetch_add(len, Relaxed);
+        self.reads.fetch_add(1, Relaxed);
+        self.data.read_range(off, len)
+    }
+}
+
+#[test]
+fn selection_reads_a_small_part_of_a_large_index() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut series = Vec::new();
+    for j in 0..20 {
+        for i in 0..1000 {
+            let inst = format!("host-{i:04}");
+            let job = format!("job-{j:02}");
+            let chunks = vec![ChunkMeta {
+                chunk_ref: 8 + (j * 1000 + i) * 64,
+                min_time: 0,
+                max_time: 7_199_999,
+            }];
+            series.push(SeriesToWrite {
+                labels: labels(&[
+                    ("__name__", "cpu_seconds_total"),
+                    ("instance", &inst),
+                    ("job", &job),
+                ]),
+                chunks,
+            });
+        }
+    }
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let data = write(&series);
+    let total = data.len() as u64;
+    let r = IndexReader::open(Counting {
+        data,
+        bytes: 0.into(),
+        reads: 0.into(),
+    })
+    .unwrap();
+    let src = r.source();
+    let opened = src.bytes.swap(0, Relaxed);
+    src.reads.swap(0, Relaxed);
+    let refs = r
+        .select(&[
+            Matcher::equal("instance", "host-0421"),
+            Matcher::equal("job", "job-07"),
+        ])
+        .unwrap();
+    let got = r.series_many(&refs).unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].labels[1].value, "host-0421");
+    let query = src.bytes.load(Relaxed);
+    let reads = src.reads.load(Relaxed);
+    println!(
+        "index {total} B, open read {opened} B, equality select read {query} B in {reads} reads, reader memory {} B",
+        r.memory_bytes()
+    );
+    assert!(query < total / 100, "{query} of {total}");
+    assert!(reads <= 8, "{reads} reads");
+    // A regex over one label scans that label's values only.
+    src.bytes.swap(0, Relaxed);
+    let refs = r
+        .select(&[Matcher::new(MatchOp::RegexMatch, "job", "job-0[0-4]").unwrap()])
+        .unwrap();
+    assert_eq!(refs.len(), 5000);
+    println!("regex select read {} B", src.bytes.load(Relaxed));
+    assert!(src.bytes.load(Relaxed) < total / 5);
+}

@@ -94,3 +94,50 @@ impl ChunkWriter {
         Ok(self.done)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::chunks::{ChunkFileError, ChunkReader, split_ref};
+
+    #[test]
+    fn segments_are_cut_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = ChunkWriter::with_segment_size(dir.path(), 300).unwrap();
+        let mut refs = Vec::new();
+        for i in 0..20u8 {
+            let data = vec![i; 40 + usize::from(i)];
+            refs.push((w.write(1, &data).unwrap(), data));
+        }
+        // A chunk larger than the limit still gets its own segment.
+        let big = vec![7u8; 1000];
+        refs.push((w.write(1, &big).unwrap(), big));
+        let files = w.finish().unwrap();
+        assert!(files.len() > 5);
+        assert!(
+            files
+                .iter()
+                .all(|(p, size)| std::fs::metadata(p).unwrap().len() == *size)
+        );
+        let r = ChunkReader::open_dir(dir.path()).unwrap();
+        assert_eq!(r.segment_count(), files.len());
+        for (cref, data) in &refs {
+            let c = r.chunk(*cref).unwrap();
+            assert_eq!(c.encoding, 1);
+            assert_eq!(&c.data, data);
+        }
+        let (seg, off) = split_ref(refs[0].0);
+        assert_eq!((seg, off), (0, 8));
+        assert!(matches!(
+            r.chunk(crate::chunks::chunk_ref(99, 8)),
+            Err(ChunkFileError::MissingSegment { segment: 99, .. })
+        ));
+        assert!(matches!(r.chunk(3), Err(ChunkFileError::Corrupt { .. })));
+        // A gap in segment numbering is reported.
+        std::fs::remove_file(dir.path().join("000002")).unwrap();
+        assert!(matches!(
+            ChunkReader::open_dir(dir.path()),
+            Err(ChunkFileError::SegmentGap(_))
+        ));
+    }
+}
