@@ -29,6 +29,20 @@ pub struct Cli {
 pub enum Command {
     /// Run a node with the roles its config or flags name.
     Node(Box<NodeArgs>),
+    /// Work with config files.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load a config file with the node's loader and report the first
+    /// problem (exit 2) or that it is valid (exit 0). Environment variables
+    /// are ignored, so the file alone is checked.
+    Check {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -38,17 +52,30 @@ pub struct NodeArgs {
     pub config: Option<PathBuf>,
 
     /// Roles this node runs, comma separated: sidecar, query. [config: roles]
-    #[arg(long, env = "SKEIN_ROLES", value_delimiter = ',', value_name = "ROLE,...")]
+    #[arg(
+        long,
+        env = "SKEIN_ROLES",
+        value_delimiter = ',',
+        value_name = "ROLE,..."
+    )]
     pub roles: Option<Vec<Role>>,
 
     /// Listen address for HTTP: /metrics, /-/healthy, /-/ready and, with the
     /// query role, the Prometheus HTTP API. [config: http_address] [default: 127.0.0.1:10902]
-    #[arg(long = "http-address", env = "SKEIN_HTTP_ADDRESS", value_name = "HOST:PORT")]
+    #[arg(
+        long = "http-address",
+        env = "SKEIN_HTTP_ADDRESS",
+        value_name = "HOST:PORT"
+    )]
     pub http_address: Option<String>,
 
     /// Listen address for gRPC: the StoreAPI (thanos.Store, thanos.info.Info)
     /// of the sidecar role. [config: grpc_address] [default: 127.0.0.1:10901]
-    #[arg(long = "grpc-address", env = "SKEIN_GRPC_ADDRESS", value_name = "HOST:PORT")]
+    #[arg(
+        long = "grpc-address",
+        env = "SKEIN_GRPC_ADDRESS",
+        value_name = "HOST:PORT"
+    )]
     pub grpc_address: Option<String>,
 
     /// Log format. [config: log.format] [default: text]
@@ -62,60 +89,110 @@ pub struct NodeArgs {
 
     /// URL of the Prometheus the sidecar serves. [config: sidecar.prometheus_url]
     /// [default: http://127.0.0.1:9090]
-    #[arg(long = "sidecar.prometheus-url", env = "SKEIN_SIDECAR_PROMETHEUS_URL", value_name = "URL")]
+    #[arg(
+        long = "sidecar.prometheus-url",
+        env = "SKEIN_SIDECAR_PROMETHEUS_URL",
+        value_name = "URL"
+    )]
     pub sidecar_prometheus_url: Option<String>,
 
     /// How often the sidecar re-reads Prometheus's external labels and checks
     /// it is up. [config: sidecar.refresh_interval] [default: 30s]
-    #[arg(long = "sidecar.refresh-interval", env = "SKEIN_SIDECAR_REFRESH_INTERVAL", value_name = "DURATION")]
+    #[arg(
+        long = "sidecar.refresh-interval",
+        env = "SKEIN_SIDECAR_REFRESH_INTERVAL",
+        value_name = "DURATION"
+    )]
     pub sidecar_refresh_interval: Option<String>,
 
     /// Timeout of the sidecar's calls to Prometheus's HTTP API (not remote
     /// read streams). [config: sidecar.request_timeout] [default: 30s]
-    #[arg(long = "sidecar.request-timeout", env = "SKEIN_SIDECAR_REQUEST_TIMEOUT", value_name = "DURATION")]
+    #[arg(
+        long = "sidecar.request-timeout",
+        env = "SKEIN_SIDECAR_REQUEST_TIMEOUT",
+        value_name = "DURATION"
+    )]
     pub sidecar_request_timeout: Option<String>,
 
     /// StoreAPI address to query, repeatable (host:port).
     /// [config: query.stores]
-    #[arg(long = "query.store", env = "SKEIN_QUERY_STORES", value_delimiter = ',', value_name = "HOST:PORT")]
+    #[arg(
+        long = "query.store",
+        env = "SKEIN_QUERY_STORES",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
     pub query_stores: Vec<String>,
 
     /// Label that tells HA replicas apart; removed for deduplication.
     /// Repeatable. [config: query.replica_labels] [default: replica]
-    #[arg(long = "query.replica-label", env = "SKEIN_QUERY_REPLICA_LABELS", value_delimiter = ',', value_name = "NAME")]
+    #[arg(
+        long = "query.replica-label",
+        env = "SKEIN_QUERY_REPLICA_LABELS",
+        value_delimiter = ',',
+        value_name = "NAME"
+    )]
     pub query_replica_labels: Vec<String>,
 
     /// How far back an instant selector looks for a sample.
     /// [config: query.lookback_delta] [default: 5m]
-    #[arg(long = "query.lookback-delta", env = "SKEIN_QUERY_LOOKBACK_DELTA", value_name = "DURATION")]
+    #[arg(
+        long = "query.lookback-delta",
+        env = "SKEIN_QUERY_LOOKBACK_DELTA",
+        value_name = "DURATION"
+    )]
     pub query_lookback_delta: Option<String>,
 
     /// Maximum time a query may run. [config: query.timeout] [default: 2m]
-    #[arg(long = "query.timeout", env = "SKEIN_QUERY_TIMEOUT", value_name = "DURATION")]
+    #[arg(
+        long = "query.timeout",
+        env = "SKEIN_QUERY_TIMEOUT",
+        value_name = "DURATION"
+    )]
     pub query_timeout: Option<String>,
 
     /// Maximum number of samples a query may hold in memory.
     /// [config: query.max_samples] [default: 50000000]
-    #[arg(long = "query.max-samples", env = "SKEIN_QUERY_MAX_SAMPLES", value_name = "N")]
+    #[arg(
+        long = "query.max-samples",
+        env = "SKEIN_QUERY_MAX_SAMPLES",
+        value_name = "N"
+    )]
     pub query_max_samples: Option<usize>,
 
     /// Answer with the data of the stores that answered (and a warning)
     /// when some fail; false fails the query. Per request: partial_response=.
     /// [config: query.partial_response] [default: true]
-    #[arg(long = "query.partial-response", env = "SKEIN_QUERY_PARTIAL_RESPONSE", value_name = "BOOL")]
+    #[arg(
+        long = "query.partial-response",
+        env = "SKEIN_QUERY_PARTIAL_RESPONSE",
+        value_name = "BOOL"
+    )]
     pub query_partial_response: Option<bool>,
 
     /// How often each store's Info is checked. [config: query.info_interval] [default: 5s]
-    #[arg(long = "query.info-interval", env = "SKEIN_QUERY_INFO_INTERVAL", value_name = "DURATION")]
+    #[arg(
+        long = "query.info-interval",
+        env = "SKEIN_QUERY_INFO_INTERVAL",
+        value_name = "DURATION"
+    )]
     pub query_info_interval: Option<String>,
 
     /// Timeout of one Info call. [config: query.info_timeout] [default: 5s]
-    #[arg(long = "query.info-timeout", env = "SKEIN_QUERY_INFO_TIMEOUT", value_name = "DURATION")]
+    #[arg(
+        long = "query.info-timeout",
+        env = "SKEIN_QUERY_INFO_TIMEOUT",
+        value_name = "DURATION"
+    )]
     pub query_info_timeout: Option<String>,
 
     /// Deadline of one store's Series stream; a slower store becomes a
     /// warning. [config: query.store_timeout] [default: 2m]
-    #[arg(long = "query.store-timeout", env = "SKEIN_QUERY_STORE_TIMEOUT", value_name = "DURATION")]
+    #[arg(
+        long = "query.store-timeout",
+        env = "SKEIN_QUERY_STORE_TIMEOUT",
+        value_name = "DURATION"
+    )]
     pub query_store_timeout: Option<String>,
 }
 
@@ -125,11 +202,39 @@ fn dur(
     file: Option<&String>,
     default: &str,
 ) -> Result<std::time::Duration, ConfigError> {
-    let s = flag.as_deref().or(file.map(String::as_str)).unwrap_or(default);
+    let s = flag
+        .as_deref()
+        .or(file.map(String::as_str))
+        .unwrap_or(default);
     parse_duration(key, s)
 }
 
 impl NodeArgs {
+    /// The arguments of a node run with only a config file: what
+    /// `skein config check` validates.
+    pub fn from_file(path: PathBuf) -> Self {
+        NodeArgs {
+            config: Some(path),
+            roles: None,
+            http_address: None,
+            grpc_address: None,
+            log_format: None,
+            log_level: None,
+            sidecar_prometheus_url: None,
+            sidecar_refresh_interval: None,
+            sidecar_request_timeout: None,
+            query_stores: vec![],
+            query_replica_labels: vec![],
+            query_lookback_delta: None,
+            query_timeout: None,
+            query_max_samples: None,
+            query_partial_response: None,
+            query_info_interval: None,
+            query_info_timeout: None,
+            query_store_timeout: None,
+        }
+    }
+
     /// Merges defaults, the config file and the flags into the config the
     /// node runs with, and checks it.
     pub fn resolve(&self) -> Result<Config, ConfigError> {
@@ -216,7 +321,10 @@ impl NodeArgs {
                 fq.timeout.as_ref(),
                 "2m",
             )?,
-            max_samples: self.query_max_samples.or(fq.max_samples).unwrap_or(50_000_000),
+            max_samples: self
+                .query_max_samples
+                .or(fq.max_samples)
+                .unwrap_or(50_000_000),
             partial_response: self
                 .query_partial_response
                 .or(fq.partial_response)
@@ -280,6 +388,7 @@ mod tests {
         v.extend_from_slice(extra);
         match Cli::try_parse_from(v).unwrap().command {
             Command::Node(a) => *a,
+            Command::Config(_) => unreachable!(),
         }
     }
 
@@ -288,7 +397,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("skein-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.yaml");
-        std::fs::write(&f, "roles: [query]\nquery:\n  stores: ['a:1']\n  timeout: 1m\n").unwrap();
+        std::fs::write(
+            &f,
+            "roles: [query]\nquery:\n  stores: ['a:1']\n  timeout: 1m\n",
+        )
+        .unwrap();
         let c = args(&["--config", f.to_str().unwrap(), "--query.timeout", "30s"])
             .resolve()
             .unwrap();
@@ -309,10 +422,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("http_address"), "{e}");
-        let e = args(&["--roles", "sidecar", "--sidecar.prometheus-url", "localhost:9090"])
-            .resolve()
-            .unwrap_err()
-            .to_string();
+        let e = args(&[
+            "--roles",
+            "sidecar",
+            "--sidecar.prometheus-url",
+            "localhost:9090",
+        ])
+        .resolve()
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("sidecar.prometheus_url"), "{e}");
     }
 

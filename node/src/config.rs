@@ -208,7 +208,10 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("k", "5m").unwrap(), Duration::from_secs(300));
-        assert_eq!(parse_duration("k", "1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(
+            parse_duration("k", "1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
         assert_eq!(parse_duration("k", "15").unwrap(), Duration::from_secs(15));
         let e = parse_duration("query.timeout", "soon").unwrap_err();
         assert!(e.to_string().contains("query.timeout"), "{e}");

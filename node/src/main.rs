@@ -37,5 +37,17 @@ fn main() -> ExitCode {
                 }
             }
         }
+        cli::Command::Config(cli::ConfigCommand::Check { file }) => {
+            match cli::NodeArgs::from_file(file.clone()).resolve() {
+                Ok(c) => {
+                    println!("{}: valid (roles: {:?})", file.display(), c.roles);
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("skein: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }

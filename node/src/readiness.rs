@@ -22,14 +22,17 @@ impl Readiness {
 
     /// `Ok` when all roles are ready, else the reasons of those that are not.
     pub async fn check(&self) -> Result<(), Vec<String>> {
-        let results =
-            futures::future::join_all(self.checks.iter().map(|(role, c)| {
-                let fut = c();
-                async move { fut.await.map_err(|e| format!("{role}: {e}")) }
-            }))
-            .await;
+        let results = futures::future::join_all(self.checks.iter().map(|(role, c)| {
+            let fut = c();
+            async move { fut.await.map_err(|e| format!("{role}: {e}")) }
+        }))
+        .await;
         let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
-        if errors.is_empty() { Ok(()) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 }
 
@@ -43,7 +46,9 @@ mod tests {
         let mut r = Readiness::default();
         r.add("query", || async { Ok(()) }.boxed());
         assert!(r.check().await.is_ok());
-        r.add("sidecar", || async { Err("prometheus unreachable".to_string()) }.boxed());
+        r.add("sidecar", || {
+            async { Err("prometheus unreachable".to_string()) }.boxed()
+        });
         let errs = r.check().await.unwrap_err();
         assert_eq!(errs, vec!["sidecar: prometheus unreachable".to_string()]);
     }

@@ -46,19 +46,24 @@ async fn run(config: Config) -> anyhow::Result<()> {
             refresh_interval: s.refresh_interval,
             request_timeout: s.request_timeout,
         };
-        let addr = SidecarActor::new(cfg, &mut registry).start();
+        let actor = SidecarActor::new(cfg, &mut registry)?;
+        let metrics = actor.metrics();
+        let addr = actor.start();
         let ready_addr = addr.clone();
         readiness.add("sidecar", move || {
             let a = ready_addr.clone();
             async move {
                 match a.send(IsReady).timeout(Duration::from_secs(2)).await {
-                    Ok(r) => r,
+                    Ok(true) => Ok(()),
+                    Ok(false) => {
+                        Err("Prometheus not reachable or external labels not read yet".into())
+                    }
                     Err(e) => Err(format!("sidecar actor did not answer: {e}")),
                 }
             }
             .boxed()
         });
-        let store = SidecarStore::new(addr, &mut registry);
+        let store = SidecarStore::new(addr, metrics);
         let (tx, rx) = oneshot::channel();
         grpc_task = Some(crate::grpc::start_sidecar(config.grpc_address, store, rx).await?);
         grpc_stop = Some(tx);
