@@ -144,6 +144,7 @@ impl Engine {
             lookback_ms: lookback.as_millis() as i64,
             query_start: start,
             query_end: end,
+            query_step: step,
             default_subquery_step_ms: DEFAULT_SUBQUERY_STEP.as_millis() as i64,
             deadline,
             cancel: cancel.clone(),

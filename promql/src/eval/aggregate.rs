@@ -120,7 +120,8 @@ impl Evaluator<'_> {
                         count: 1.0,
                         value: match op {
                             "count" | "group" => 1.0,
-                            "stddev" | "stdvar" => 0.0,
+                            "stddev" | "stdvar" if f.is_finite() => 0.0,
+                            "stddev" | "stdvar" => f64::NAN,
                             _ => f,
                         },
                         comp: 0.0,
@@ -195,7 +196,11 @@ impl Evaluator<'_> {
         for (si, step) in input.steps.iter().enumerate() {
             let p = param.get(si).copied().unwrap_or(f64::NAN);
             if p.is_nan() {
-                return Err(QueryError::exec(format!("Parameter value is NaN for {op}")));
+                return Err(QueryError::exec(if op == "limit_ratio" {
+                    "Ratio value is NaN"
+                } else {
+                    "Parameter value is NaN"
+                }));
             }
             if op == "limit_ratio" && !(-1.0..=1.0).contains(&p) {
                 return Err(QueryError::exec(format!(
@@ -328,7 +333,13 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
     if q > 1.0 {
         return f64::INFINITY;
     }
-    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    // NaN sorts first, as Go's sort.Float64s does.
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal),
+    });
     let n = values.len() as f64;
     let rank = q * (n - 1.0);
     let lower = rank.floor().max(0.0);

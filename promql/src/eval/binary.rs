@@ -286,17 +286,15 @@ fn vector_vector(
                 continue;
             }
             let (a, b) = if swapped { (rv, *lv) } else { (*lv, rv) };
-            let value = if cmp {
+            let (value, keep) = if cmp {
                 let keep = compare(op, a, b);
                 if m.return_bool {
-                    if keep { 1.0 } else { 0.0 }
-                } else if keep {
-                    a
+                    (if keep { 1.0 } else { 0.0 }, true)
                 } else {
-                    continue;
+                    (a, keep)
                 }
             } else {
-                arith(op, a, b)
+                (arith(op, a, b), true)
             };
             let res_id = match pair_cache.get(&(*lid, rid)) {
                 Some(id) => *id,
@@ -330,6 +328,9 @@ fn vector_vector(
                 ));
             }
             seen.push(res_id);
+            if !keep {
+                continue;
+            }
             if res_seen.len() <= res_id as usize {
                 res_seen.resize(res_id as usize + 1, usize::MAX);
             }

@@ -188,6 +188,8 @@ pub(crate) struct Ctx {
     pub lookback_ms: i64,
     pub query_start: i64,
     pub query_end: i64,
+    /// The range query's step; 0 for instant queries.
+    pub query_step: i64,
     pub default_subquery_step_ms: i64,
     pub deadline: Instant,
     pub cancel: Arc<AtomicBool>,

@@ -155,9 +155,20 @@ impl Runner {
         &self.source
     }
 
-    fn load(&mut self, interval_ms: i64, series: &[SeriesDesc]) {
+    fn load(&mut self, interval_ms: i64, series: &[SeriesDesc], with_nhcb: bool) {
         let mut hist = self.histograms.series().to_vec();
         for d in series {
+            // load_with_nhcb also loads classic histograms as native
+            // histograms with custom buckets, named without `_bucket`.
+            if with_nhcb
+                && let (Some(name), Some(_)) = (d.labels.metric_name(), d.labels.get("le"))
+                && let Some(base) = name.strip_suffix("_bucket")
+            {
+                let mut l = d.labels.clone();
+                l.remove("le");
+                l.set(crate::labels::METRIC_NAME, base.to_string());
+                hist.push(Series::new(l, vec![Sample { t: 0, v: 0.0 }]));
+            }
             if d.histogram {
                 hist.push(Series::new(d.labels.clone(), vec![Sample { t: 0, v: 0.0 }]));
             } else {
@@ -335,7 +346,12 @@ impl Runner {
         if let Err(e) = self.compare(ev, &out.value) {
             return Outcome::Fail(e);
         }
-        if let (EvalKind::Instant { at_ms }, false) = (&ev.kind, ev.ordered)
+        // The range-mode check does not apply to functions of the query's
+        // own range and step.
+        let range_dependent = ["step()", "range()", "start()", "end()"]
+            .iter()
+            .any(|f| ev.query.contains(f));
+        if let (EvalKind::Instant { at_ms }, false) = (&ev.kind, ev.ordered || range_dependent)
             && matches!(out.value, Value::Vector(_) | Value::Scalar { .. })
             && let Err(e) = self.check_range_mode(ev, *at_ms, &out.value).await
         {
@@ -391,9 +407,10 @@ impl Runner {
                     interval_ms,
                     series,
                     unsupported,
+                    with_nhcb,
                     ..
                 } => {
-                    self.load(*interval_ms, series);
+                    self.load(*interval_ms, series, *with_nhcb);
                     unsupported_load.extend(unsupported.iter().cloned());
                 }
                 Command::Eval(ev) => {

@@ -109,6 +109,11 @@ impl Evaluator<'_> {
                     .map(|i| self.string_arg(c, i))
                     .collect::<Result<_, _>>()?;
                 let desc = c.func.name == "sort_by_label_desc";
+                if self.nsteps() > 1 {
+                    self.ctx.warn(
+                        "PromQL warning: sort is ineffective for range queries since results are always ordered by labels".to_string(),
+                    );
+                }
                 let labels = v.labels.clone();
                 let cmp = |a: &Labels, b: &Labels| {
                     for n in &names {

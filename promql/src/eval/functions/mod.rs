@@ -82,6 +82,33 @@ impl Evaluator<'_> {
                 ))
             }
             "absent" => self.absent(c),
+            "step" | "range" | "start" | "end" => {
+                let ctx = self.ctx;
+                let v = match name {
+                    "step" => ctx.query_step,
+                    "range" => ctx.query_end - ctx.query_start,
+                    "start" => ctx.query_start,
+                    _ => ctx.query_end,
+                } as f64
+                    / 1000.0;
+                Ok(Val::Scalar(vec![v; self.nsteps()]))
+            }
+            "min_of" | "max_of" => {
+                let a = self.eval_scalar(self.arg(c, 0)?)?;
+                let b = self.eval_scalar(self.arg(c, 1)?)?;
+                Ok(Val::Scalar(
+                    a.iter()
+                        .zip(b.iter())
+                        .map(|(x, y)| {
+                            if name == "min_of" {
+                                math::go_min(*x, *y)
+                            } else {
+                                math::go_max(*x, *y)
+                            }
+                        })
+                        .collect(),
+                ))
+            }
             _ => Err(QueryError::exec(format!(
                 "function {name}() is not supported yet"
             ))),

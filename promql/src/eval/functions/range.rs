@@ -329,6 +329,7 @@ impl Evaluator<'_> {
                     let mut v: Vec<f64> = w.iter().map(|s| s.v).collect();
                     Some(quantile(sarg(0, si), &mut v))
                 }
+                "mad_over_time" if w.iter().any(|s| s.v.is_nan()) => Some(f64::NAN),
                 "mad_over_time" => {
                     let mut v: Vec<f64> = w.iter().map(|s| s.v).collect();
                     let median = quantile(0.5, &mut v);
