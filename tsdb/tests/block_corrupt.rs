@@ -123,3 +123,37 @@ fn bad_or_missing_meta() {
     std::fs::remove_file(block.join("meta.json")).unwrap();
     assert!(matches!(Block::open(&block), Err(BlockError::Io { .. })));
 }
+
+#[test]
+fn writer_rejects_bad_series_and_cleans_up() {
+    use skein_tsdb::block::BlockWriter;
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = BlockWriter::new(dir.path()).unwrap();
+    let l = vec![Label::new("a", "1")];
+    assert!(matches!(
+        w.add_series(l.clone(), &[(2, 1.0), (1, 1.0)]),
+        Err(BlockError::Invalid(_))
+    ));
+    assert!(matches!(
+        w.add_series(
+            vec![Label::new("a", "1"), Label::new("a", "2")],
+            &[(1, 1.0)]
+        ),
+        Err(BlockError::Invalid(_))
+    ));
+    assert!(matches!(
+        w.add_series(vec![Label::new("a", "")], &[(1, 1.0)]),
+        Err(BlockError::Invalid(_))
+    ));
+    w.add_series(l.clone(), &[(1, 1.0)]).unwrap();
+    w.add_series(l, &[(5, 1.0)]).unwrap();
+    // Duplicate series are caught when the index is written; nothing is left behind.
+    assert!(matches!(
+        w.finish(),
+        Err(BlockError::Index(IndexError::InvalidInput(_)))
+    ));
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    let w = BlockWriter::new(dir.path()).unwrap();
+    drop(w);
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}

@@ -32,6 +32,17 @@ pub struct BlockWriter {
     min_time: i64,
     max_time: i64,
     thanos: Option<ThanosMeta>,
+    /// Set once the block has been moved into place.
+    finished: bool,
+}
+
+impl Drop for BlockWriter {
+    /// An unfinished block (dropped or failed) leaves no temporary directory behind.
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = std::fs::remove_dir_all(&self.tmp);
+        }
+    }
 }
 
 /// Sorts labels by name, drops empty values (Prometheus treats them as absent) and rejects
@@ -73,6 +84,7 @@ impl BlockWriter {
             min_time: i64::MAX,
             max_time: i64::MIN,
             thanos: None,
+            finished: false,
         })
     }
 
@@ -160,7 +172,7 @@ impl BlockWriter {
 
     /// Writes index, tombstones and meta.json, and moves the block to `<parent>/<ulid>`.
     pub fn finish(mut self) -> Result<BlockMeta, BlockError> {
-        let segments = self.chunks.finish()?;
+        let segments = self.chunks.close()?;
         self.series.sort_by(|a, b| a.labels.cmp(&b.labels));
         let index_path = self.tmp.join(INDEX_FILE);
         let f = File::create(&index_path).map_err(io_err(&index_path))?;
@@ -217,6 +229,7 @@ impl BlockWriter {
 
         let dest = self.parent.join(self.ulid.to_string());
         std::fs::rename(&self.tmp, &dest).map_err(io_err(&dest))?;
+        self.finished = true;
         Ok(meta)
     }
 }

@@ -62,7 +62,7 @@ impl ChunkWriter {
             return Err(ChunkFileError::TooLarge(data.len()));
         }
         let cut = match &self.current {
-            None => Some(0),
+            None => Some(self.done.len() as u32),
             Some((seq, _, pos)) if *pos > SEGMENT_HEADER_LEN && pos + size > self.max_segment => {
                 Some(seq + 1)
             }
@@ -90,8 +90,14 @@ impl ChunkWriter {
 
     /// Flushes and syncs; returns every segment file with its size.
     pub fn finish(mut self) -> Result<Vec<(PathBuf, u64)>, ChunkFileError> {
+        self.close()
+    }
+
+    /// Like [`finish`](Self::finish) without consuming the writer; a later write starts a
+    /// new segment.
+    pub fn close(&mut self) -> Result<Vec<(PathBuf, u64)>, ChunkFileError> {
         self.close_current()?;
-        Ok(self.done)
+        Ok(self.done.clone())
     }
 }
 
