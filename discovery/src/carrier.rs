@@ -5,6 +5,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -12,9 +13,13 @@ use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 use tracing::debug;
 
+use crate::frame::{self, Reassembler};
 use crate::keyring::Keyring;
 use crate::metrics::GossipMetrics;
-use crate::seal::{self, MAX_DATAGRAM};
+use crate::seal::{self, MAX_DATAGRAM, SEAL_OVERHEAD};
+
+/// Smallest sealed datagram size a carrier accepts as its limit.
+pub const MIN_DATAGRAM: usize = 128;
 
 /// Errors of a carrier.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +32,8 @@ pub enum CarrierError {
     Seal(#[from] seal::SealError),
     #[error("this carrier runs in insecure plaintext mode and has no keyring")]
     Plaintext,
+    #[error("cannot frame gossip datagram: {0}")]
+    Frame(#[from] frame::FrameError),
 }
 
 /// Moves opaque chitchat datagrams to and from peers, identified by their
@@ -52,18 +59,30 @@ pub enum GossipSecurity {
 }
 
 /// The LAN carrier: one UDP socket, every datagram sealed under a keyring.
+/// A chitchat datagram that does not fit one sealed datagram of
+/// `max_datagram` bytes is sent as fragments (see [`crate::frame`]).
+/// Plaintext mode sends chitchat's datagrams as they are.
 pub struct UdpCarrier {
     socket: UdpSocket,
     keyring: RwLock<Option<Arc<Keyring>>>,
-    recv_buf: Mutex<Vec<u8>>,
+    max_datagram: usize,
+    next_message_id: AtomicU32,
+    recv: Mutex<RecvState>,
     metrics: GossipMetrics,
 }
 
+struct RecvState {
+    buf: Vec<u8>,
+    reassembler: Reassembler,
+}
+
 impl UdpCarrier {
-    /// Binds the network socket.
+    /// Binds the network socket. `max_datagram` (clamped to
+    /// [`MIN_DATAGRAM`]..=65,507) bounds every sealed datagram sent.
     pub async fn bind(
         addr: SocketAddr,
         security: GossipSecurity,
+        max_datagram: usize,
         metrics: GossipMetrics,
     ) -> Result<UdpCarrier, CarrierError> {
         let socket = UdpSocket::bind(addr)
@@ -76,8 +95,13 @@ impl UdpCarrier {
         Ok(UdpCarrier {
             socket,
             keyring: RwLock::new(keyring),
-            // One byte more than the largest datagram: a truncated one fails to open.
-            recv_buf: Mutex::new(vec![0u8; MAX_DATAGRAM + 1]),
+            max_datagram: max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM),
+            next_message_id: AtomicU32::new(rand::random()),
+            recv: Mutex::new(RecvState {
+                // One byte more than the largest datagram: a truncated one fails to open.
+                buf: vec![0u8; MAX_DATAGRAM + 1],
+                reassembler: Reassembler::default(),
+            }),
             metrics,
         })
     }
@@ -119,34 +143,25 @@ fn is_transient(err: &io::Error) -> bool {
 #[async_trait]
 impl Carrier for UdpCarrier {
     async fn send(&self, to: SocketAddr, datagram: &[u8]) -> Result<(), CarrierError> {
-        let sealed;
-        let wire: &[u8] = match self.keyring() {
-            Some(keyring) => match seal::seal(&keyring, datagram) {
-                Ok(s) => {
-                    sealed = s;
-                    &sealed
-                }
-                Err(e) => {
-                    self.metrics.send_error();
-                    return Err(e.into());
-                }
-            },
-            None => datagram,
+        let Some(keyring) = self.keyring() else {
+            return self.send_wire(to, datagram).await;
         };
-        match self.socket.send_to(wire, to).await {
-            Ok(_) => {
-                self.metrics.sealed();
-                Ok(())
-            }
-            Err(e) => {
-                self.metrics.send_error();
-                Err(e.into())
-            }
+        let id = self.next_message_id.fetch_add(1, Ordering::Relaxed);
+        let frames = frame::encode(datagram, self.max_datagram - SEAL_OVERHEAD, id)
+            .inspect_err(|_| self.metrics.send_error())?;
+        if frames.len() > 1 {
+            self.metrics.fragmented();
         }
+        for frame in frames {
+            let sealed = seal::seal(&keyring, &frame).inspect_err(|_| self.metrics.send_error())?;
+            self.send_wire(to, &sealed).await?;
+        }
+        Ok(())
     }
 
     async fn recv(&self) -> Result<(SocketAddr, Vec<u8>), CarrierError> {
-        let mut buf = self.recv_buf.lock().await;
+        let mut guard = self.recv.lock().await;
+        let RecvState { buf, reassembler } = &mut *guard;
         loop {
             let (n, from) = match self.socket.recv_from(&mut buf[..]).await {
                 Ok(r) => r,
@@ -171,7 +186,14 @@ impl Carrier for UdpCarrier {
                 Some(keyring) => match seal::open(&keyring, datagram) {
                     Ok(plain) => {
                         self.metrics.opened();
-                        return Ok((from, plain));
+                        match reassembler.push(from, &plain) {
+                            Ok(Some(whole)) => return Ok((from, whole)),
+                            Ok(None) => {}
+                            Err(e) => {
+                                self.metrics.bad_frame();
+                                debug!(from = %from, error = %e, "dropped malformed gossip frame");
+                            }
+                        }
                     }
                     Err(e) => {
                         self.metrics.rejected(e);
@@ -184,5 +206,20 @@ impl Carrier for UdpCarrier {
 
     fn local_addr(&self) -> Result<SocketAddr, CarrierError> {
         Ok(self.socket.local_addr()?)
+    }
+}
+
+impl UdpCarrier {
+    async fn send_wire(&self, to: SocketAddr, wire: &[u8]) -> Result<(), CarrierError> {
+        match self.socket.send_to(wire, to).await {
+            Ok(_) => {
+                self.metrics.sealed();
+                Ok(())
+            }
+            Err(e) => {
+                self.metrics.send_error();
+                Err(e.into())
+            }
+        }
     }
 }

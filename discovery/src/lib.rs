@@ -6,6 +6,7 @@
 
 pub mod announcement;
 pub mod carrier;
+pub mod frame;
 pub mod keyring;
 pub mod membership;
 pub mod metrics;

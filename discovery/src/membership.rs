@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::announcement::{self, Announcement, AnnouncementError, KEY_READY};
-use crate::carrier::{CarrierError, GossipSecurity, UdpCarrier};
+use crate::carrier::{CarrierError, GossipSecurity, MIN_DATAGRAM, UdpCarrier};
 use crate::keyring::Keyring;
 use crate::metrics::GossipMetrics;
 use crate::relay::{DEFAULT_MAX_LINKS, Relay};
@@ -66,6 +66,10 @@ pub struct MembershipConfig {
     pub security: GossipSecurity,
     /// Bound on relay links (one per peer talked to recently).
     pub max_links: usize,
+    /// Largest sealed datagram sent; bigger chitchat datagrams go as
+    /// fragments. 65,507 (the UDP limit) by default; lower it (e.g. 1,400)
+    /// on networks that drop IP fragments.
+    pub max_datagram: usize,
 }
 
 impl MembershipConfig {
@@ -88,6 +92,7 @@ impl MembershipConfig {
             failure_detection: FailureDetection::default(),
             security,
             max_links: DEFAULT_MAX_LINKS,
+            max_datagram: crate::seal::MAX_DATAGRAM,
         }
     }
 
@@ -141,7 +146,13 @@ impl Membership {
             GossipSecurity::InsecurePlaintext => "INSECURE PLAINTEXT".to_string(),
         };
         let carrier = Arc::new(
-            UdpCarrier::bind(cfg.listen_addr, cfg.security.clone(), metrics.clone()).await?,
+            UdpCarrier::bind(
+                cfg.listen_addr,
+                cfg.security.clone(),
+                cfg.max_datagram,
+                metrics.clone(),
+            )
+            .await?,
         );
         let bound = crate::carrier::Carrier::local_addr(carrier.as_ref())?;
         let (advertise, why) = advertise_addr(&cfg, bound)?;
@@ -356,6 +367,12 @@ fn check_config(
         return Err(MembershipError::Config(
             "gossip_interval must be positive".into(),
         ));
+    }
+    if !(MIN_DATAGRAM..=crate::seal::MAX_DATAGRAM).contains(&cfg.max_datagram) {
+        return Err(MembershipError::Config(format!(
+            "max_datagram must be within {MIN_DATAGRAM}..={}",
+            crate::seal::MAX_DATAGRAM
+        )));
     }
     if announcement.node_id != cfg.node_id {
         return Err(MembershipError::Config(

@@ -15,9 +15,11 @@ pub struct GossipMetrics {
     too_short: Counter,
     unknown_key: Counter,
     auth_failed: Counter,
+    bad_frame: Counter,
     packets_opened: Counter,
     packets_sealed: Counter,
     send_errors: Counter,
+    fragmented: Counter,
     recv_errors: Counter,
     announcements_invalid: Counter,
     peers: Gauge,
@@ -28,7 +30,8 @@ impl GossipMetrics {
     ///
     /// Names (as exposed): `skein_gossip_packets_rejected_total{reason}`,
     /// `skein_gossip_packets_received_total`, `skein_gossip_packets_sent_total`,
-    /// `skein_gossip_send_errors_total`, `skein_gossip_recv_errors_total`,
+    /// `skein_gossip_send_errors_total`, `skein_gossip_fragmented_datagrams_total`,
+    /// `skein_gossip_recv_errors_total`,
     /// `skein_gossip_announcements_invalid_total`, `skein_gossip_peers`.
     pub fn register(registry: &mut Registry) -> GossipMetrics {
         let rejected: Family<Labels, Counter> = Family::default();
@@ -37,16 +40,18 @@ impl GossipMetrics {
             too_short: reason(OpenError::TooShort.reason()),
             unknown_key: reason(OpenError::UnknownKey.reason()),
             auth_failed: reason(OpenError::Forged.reason()),
+            bad_frame: reason("bad_frame"),
             packets_opened: Counter::default(),
             packets_sealed: Counter::default(),
             send_errors: Counter::default(),
+            fragmented: Counter::default(),
             recv_errors: Counter::default(),
             announcements_invalid: Counter::default(),
             peers: Gauge::default(),
         };
         registry.register(
             "skein_gossip_packets_rejected",
-            "Gossip datagrams dropped because they failed to open under the keyring",
+            "Gossip datagrams dropped: failed to open under the keyring, or a malformed frame inside",
             rejected,
         );
         registry.register(
@@ -63,6 +68,11 @@ impl GossipMetrics {
             "skein_gossip_send_errors",
             "Gossip datagrams that could not be sealed or sent",
             metrics.send_errors.clone(),
+        );
+        registry.register(
+            "skein_gossip_fragmented_datagrams",
+            "Chitchat datagrams too large for one sealed datagram, sent as fragments",
+            metrics.fragmented.clone(),
         );
         registry.register(
             "skein_gossip_recv_errors",
@@ -95,6 +105,10 @@ impl GossipMetrics {
         };
     }
 
+    pub(crate) fn bad_frame(&self) {
+        self.bad_frame.inc();
+    }
+
     pub(crate) fn opened(&self) {
         self.packets_opened.inc();
     }
@@ -105,6 +119,10 @@ impl GossipMetrics {
 
     pub(crate) fn send_error(&self) {
         self.send_errors.inc();
+    }
+
+    pub(crate) fn fragmented(&self) {
+        self.fragmented.inc();
     }
 
     pub(crate) fn recv_error(&self) {
@@ -121,7 +139,10 @@ impl GossipMetrics {
 
     /// Datagrams rejected so far, all reasons.
     pub fn packets_rejected(&self) -> u64 {
-        self.too_short.get() + self.unknown_key.get() + self.auth_failed.get()
+        self.too_short.get()
+            + self.unknown_key.get()
+            + self.auth_failed.get()
+            + self.bad_frame.get()
     }
 
     /// Datagrams received and handed to chitchat so far.
@@ -137,6 +158,11 @@ impl GossipMetrics {
     /// Send failures so far.
     pub fn send_errors(&self) -> u64 {
         self.send_errors.get()
+    }
+
+    /// Chitchat datagrams sent as fragments so far.
+    pub fn fragmented_datagrams(&self) -> u64 {
+        self.fragmented.get()
     }
 
     /// Invalid peer announcements seen so far.

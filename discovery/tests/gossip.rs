@@ -311,3 +311,53 @@ async fn keyring_from_file_drives_a_node() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_datagram_limit_fragments_and_still_converges() {
+    // Announcements of several KB each and a 256-byte datagram limit: every
+    // gossip exchange travels as many sealed fragments.
+    let big = |name: &str| {
+        let mut a = announcement(name);
+        a.external_labels = (0..20u64)
+            .map(|i| {
+                (0..8u64)
+                    .map(|j| {
+                        (
+                            format!("label_{j}"),
+                            format!(
+                                "{name}-{:016x}",
+                                (i * 8 + j + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_u64)
+                            ),
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        a
+    };
+    let small = |name: &str, ip: u8, seeds: &[std::net::SocketAddr]| {
+        let mut cfg = config(name, addr(ip), seeds, sealed(&[1]));
+        cfg.max_datagram = 256;
+        cfg
+    };
+    let (a, _ra) = start(small("a", 23, &[]), big("a")).await;
+    let seed = a.gossip_addr();
+    let (b, _rb) = start(small("b", 24, &[seed]), big("b")).await;
+    let (c, _rc) = start(small("c", 25, &[seed]), big("c")).await;
+    assert!(
+        eventually(CONVERGE, || sees(&a, &["b", "c"])
+            && sees(&b, &["a", "c"])
+            && sees(&c, &["a", "b"]))
+        .await
+    );
+    for p in a.peers() {
+        assert_eq!(p.announcement, big(&p.node_id));
+    }
+    assert_eq!(a.metrics().packets_rejected(), 0);
+    // Fragments really were used, in both directions.
+    assert!(a.metrics().fragmented_datagrams() > 0);
+    assert!(b.metrics().fragmented_datagrams() > 0);
+    for m in [a, b, c] {
+        m.shutdown().await;
+    }
+}

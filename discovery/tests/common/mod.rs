@@ -61,14 +61,15 @@ pub async fn node(
     seeds: &[SocketAddr],
     security: GossipSecurity,
 ) -> (Membership, Registry) {
+    start(config(name, listen, seeds, security), announcement(name)).await
+}
+
+/// Starts a ready node from a full config.
+pub async fn start(cfg: MembershipConfig, announcement: Announcement) -> (Membership, Registry) {
     let mut registry = Registry::default();
-    let m = Membership::start(
-        config(name, listen, seeds, security),
-        announcement(name),
-        &mut registry,
-    )
-    .await
-    .unwrap();
+    let m = Membership::start(cfg, announcement, &mut registry)
+        .await
+        .unwrap();
     m.set_ready(true).await;
     (m, registry)
 }
