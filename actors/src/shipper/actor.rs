@@ -1,0 +1,77 @@
+//! [`ShipperActor`]: runs a [`Shipper`] sync pass every interval.
+
+use super::config::ShipperConfig;
+use super::labels::ExternalLabelsSource;
+use super::metrics::ShipperMetrics;
+use super::ship::{Shipper, ShipperError, SyncReport};
+use actix::prelude::*;
+use prometheus_client::registry::Registry;
+use skein_objstore::Bucket;
+use std::sync::Arc;
+
+/// Runs one sync pass now and answers its report.
+#[derive(Message)]
+#[rtype(result = "Result<SyncReport, ShipperError>")]
+pub struct SyncNow;
+
+pub struct ShipperActor {
+    shipper: Arc<Shipper>,
+    running: bool,
+}
+
+impl ShipperActor {
+    /// Builds the actor and registers the `skein_shipper_*` metrics.
+    pub fn new(
+        cfg: ShipperConfig,
+        bucket: Bucket,
+        labels: ExternalLabelsSource,
+        registry: &mut Registry,
+    ) -> Self {
+        let metrics = ShipperMetrics::register(registry);
+        Self {
+            shipper: Arc::new(Shipper::new(cfg, bucket, labels, metrics)),
+            running: false,
+        }
+    }
+
+    pub fn shipper(&self) -> Arc<Shipper> {
+        self.shipper.clone()
+    }
+
+    fn tick(&mut self, ctx: &mut Context<Self>) {
+        if self.running {
+            return;
+        }
+        self.running = true;
+        let shipper = self.shipper.clone();
+        let fut = async move { shipper.sync().await }
+            .into_actor(self)
+            .map(|res, act, _| {
+                act.running = false;
+                if let Err(e) = res {
+                    tracing::error!(error = %e, "shipper sync failed");
+                }
+            });
+        ctx.spawn(fut);
+    }
+}
+
+impl Actor for ShipperActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let interval = self.shipper.config().interval;
+        tracing::info!(data_dir = %self.shipper.config().data_dir.display(), ?interval, "shipper started");
+        self.tick(ctx);
+        ctx.run_interval(interval, |act, ctx| act.tick(ctx));
+    }
+}
+
+impl Handler<SyncNow> for ShipperActor {
+    type Result = ResponseFuture<Result<SyncReport, ShipperError>>;
+
+    fn handle(&mut self, _: SyncNow, _: &mut Self::Context) -> Self::Result {
+        let shipper = self.shipper.clone();
+        Box::pin(async move { shipper.sync().await })
+    }
+}
