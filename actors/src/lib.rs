@@ -3,8 +3,10 @@
 //! - [`sidecar`]: next to a Prometheus; serves its data over the StoreAPI.
 //! - [`query`]: the store set, fan-out over StoreAPIs, merge and dedup, and
 //!   the [`skein_promql::SeriesSource`] the engine reads from.
+//! - [`shipper`]: uploads Prometheus's finished blocks to object storage.
 //! - [`matchers`]: label and matcher conversions shared by both.
 
 pub mod matchers;
 pub mod query;
+pub mod shipper;
 pub mod sidecar;
