@@ -10,17 +10,23 @@ const METRIC_NAME: &str = "__name__";
 
 /// Parses one series selector. Errors read like Prometheus's.
 pub fn parse_selector(s: &str) -> Result<Vec<LabelMatcher>, String> {
-    let expr = parser::parse(s)?;
+    let expr = parser::parse(s).map_err(|e| {
+        if e.starts_with("parse error") {
+            e
+        } else {
+            format!("parse error: {e}")
+        }
+    })?;
     let Expr::VectorSelector(vs) = expr else {
         return Err(format!(
-            "1:1: parse error: unexpected expression {s:?}, expected a series selector"
+            "parse error: unexpected expression {s:?}, expected a series selector"
         ));
     };
     if !vs.matchers.or_matchers.is_empty() {
-        return Err("1:1: parse error: \"or\" in series selectors is not supported".to_string());
+        return Err("parse error: \"or\" in series selectors is not supported".to_string());
     }
     if vs.offset.is_some() || vs.at.is_some() {
-        return Err("1:1: parse error: offset and @ are not allowed in a series selector".into());
+        return Err("parse error: offset and @ are not allowed in a series selector".into());
     }
     let mut out: Vec<LabelMatcher> = Vec::new();
     if let Some(name) = &vs.name

@@ -1,0 +1,492 @@
+//! The HTTP API against a QueryHandle over real in-process StoreAPI
+//! servers: JSON shapes, error types and status codes, GET and POST,
+//! repeated `match[]`, warnings from failing stores.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use actix_web::{App, test, web};
+use prometheus_client::registry::Registry;
+use serde_json::{Value, json};
+use skein_actors::query::memstore::{MemStore, MemStoreOptions, RunningStore};
+use skein_actors::query::{QueryConfig, QueryHandle};
+use skein_promql::{Labels, Sample, Series};
+
+const SCRAPE: i64 = 15_000;
+
+fn samples(from: i64, to: i64, v: f64) -> Vec<Sample> {
+    (0..)
+        .map(|i| from + i * SCRAPE)
+        .take_while(|t| *t <= to)
+        .map(|t| Sample { t, v })
+        .collect()
+}
+
+fn opts(pairs: &[(&str, &str)]) -> MemStoreOptions {
+    MemStoreOptions {
+        external_labels: Labels::from_pairs(pairs.iter().copied()),
+        component_type: "sidecar".into(),
+        ..Default::default()
+    }
+}
+
+async fn ha_stores() -> Vec<RunningStore> {
+    let mut out = Vec::new();
+    for (replica, v) in [("a", 1.0), ("b", 2.0)] {
+        let series = vec![
+            Series::new(
+                Labels::from_pairs([("__name__", "up"), ("job", "node")]),
+                samples(0, 600_000, v),
+            ),
+            Series::new(
+                Labels::from_pairs([("__name__", "up"), ("job", "prom")]),
+                samples(0, 600_000, v),
+            ),
+        ];
+        let s = MemStore::new(series, opts(&[("cluster", "eu"), ("replica", replica)]));
+        out.push(s.serve().await.unwrap());
+    }
+    out
+}
+
+struct Fixture {
+    handle: QueryHandle,
+    registry: Registry,
+    _stores: Vec<RunningStore>,
+}
+
+async fn fixture_with(
+    stores: Vec<RunningStore>,
+    extra: Vec<String>,
+    store_timeout: Duration,
+) -> Fixture {
+    let mut registry = Registry::default();
+    let mut addrs: Vec<String> = stores.iter().map(|s| s.address()).collect();
+    addrs.extend(extra);
+    let handle = QueryHandle::start(
+        QueryConfig {
+            stores: addrs,
+            info_interval: Duration::from_secs(60),
+            info_timeout: Duration::from_secs(2),
+            store_timeout,
+            ..Default::default()
+        },
+        &mut registry,
+    );
+    handle.check_stores_now().await.unwrap();
+    Fixture {
+        handle,
+        registry,
+        _stores: stores,
+    }
+}
+
+async fn fixture() -> Fixture {
+    fixture_with(ha_stores().await, vec![], Duration::from_secs(5)).await
+}
+
+macro_rules! app {
+    ($f:expr) => {
+        test::init_service(
+            App::new()
+                .app_data(web::Data::new($f.handle.clone()))
+                .configure(super::configure),
+        )
+        .await
+    };
+}
+
+/// Sends a request and returns (status, raw body, parsed body).
+async fn call<S>(app: &S, req: test::TestRequest) -> (StatusCode, String, Value)
+where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    let resp = test::call_service(app, req.to_request()).await;
+    let status = resp.status();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = test::read_body(resp).await;
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    if parsed != Value::Null {
+        assert!(ct.starts_with("application/json"), "{ct}");
+    }
+    (status, text, parsed)
+}
+
+fn get(uri: &str) -> test::TestRequest {
+    test::TestRequest::get().uri(uri)
+}
+
+fn post_form(uri: &str, body: &str) -> test::TestRequest {
+    test::TestRequest::post()
+        .uri(uri)
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .set_payload(body.to_string())
+}
+
+#[actix_web::test]
+async fn health_check_query_is_byte_exact() {
+    let f = fixture().await;
+    let app = app!(f);
+    let (status, body, _) = call(&app, get("/api/v1/query?query=1%2B1&time=4")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"scalar","result":[4,"2"]}}"#
+    );
+    let (status, body, _) = call(&app, post_form("/api/v1/query", "query=1%2B1&time=4")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        r#"{"status":"success","data":{"resultType":"scalar","result":[4,"2"]}}"#
+    );
+}
+
+#[actix_web::test]
+async fn instant_query_dedups_by_default_and_keeps_replicas_on_request() {
+    let f = fixture().await;
+    let app = app!(f);
+    let (status, _, v) = call(&app, get("/api/v1/query?query=up&time=300")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["data"]["resultType"], "vector");
+    assert_eq!(
+        v["data"]["result"],
+        json!([
+            {"metric": {"__name__": "up", "cluster": "eu", "job": "node"}, "value": [300, "1"]},
+            {"metric": {"__name__": "up", "cluster": "eu", "job": "prom"}, "value": [300, "1"]},
+        ])
+    );
+    let (_, _, v) = call(
+        &app,
+        post_form("/api/v1/query", "query=up&time=300.5&dedup=false"),
+    )
+    .await;
+    let result = v["data"]["result"].as_array().unwrap();
+    assert_eq!(result.len(), 4);
+    assert_eq!(result[0]["metric"]["replica"], "a");
+    assert_eq!(result[0]["value"], json!([300.5, "1"]));
+    // replicaLabels[] overrides the configured replica labels.
+    let (_, _, v) = call(
+        &app,
+        get("/api/v1/query?query=up&time=300&replicaLabels[]=job"),
+    )
+    .await;
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 2);
+    assert!(v["data"]["result"][0]["metric"].get("job").is_none());
+}
+
+#[actix_web::test]
+async fn range_query_returns_a_matrix() {
+    let f = fixture().await;
+    let app = app!(f);
+    let (status, _, v) = call(
+        &app,
+        get("/api/v1/query_range?query=sum(up)&start=0&end=120&step=60"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["data"],
+        json!({"resultType": "matrix", "result": [
+            {"metric": {}, "values": [[0, "2"], [60, "2"], [120, "2"]]}
+        ]})
+    );
+    let (status, _, v) = call(
+        &app,
+        post_form(
+            "/api/v1/query_range",
+            "query=up&start=1970-01-01T00:00:00Z&end=60&step=1m",
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["data"]["result"][0]["values"].as_array().unwrap().len(),
+        2
+    );
+}
+
+async fn expect_error<S>(
+    app: &S,
+    req: test::TestRequest,
+    status: StatusCode,
+    error_type: &str,
+    msg: &str,
+) where
+    S: actix_web::dev::Service<
+            actix_http::Request,
+            Response = actix_web::dev::ServiceResponse,
+            Error = actix_web::Error,
+        >,
+{
+    let (st, body, v) = call(app, req).await;
+    assert_eq!(st, status, "{body}");
+    assert_eq!(v["status"], "error", "{body}");
+    assert_eq!(v["errorType"], error_type, "{body}");
+    let got = v["error"].as_str().unwrap_or("");
+    assert!(got.starts_with(msg), "{got:?} does not start with {msg:?}");
+}
+
+#[actix_web::test]
+async fn bad_requests_get_prometheus_errors() {
+    let f = fixture().await;
+    let app = app!(f);
+    let bad = StatusCode::BAD_REQUEST;
+    expect_error(
+        &app,
+        get("/api/v1/query?query=sum(up"),
+        bad,
+        "bad_data",
+        "invalid parameter \"query\": ",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/query?query=up&time=abc"),
+        bad,
+        "bad_data",
+        "invalid parameter \"time\": cannot parse \"abc\" to a valid timestamp",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/query_range?query=up&start=10&end=5&step=1"),
+        bad,
+        "bad_data",
+        "end timestamp must not be before start time",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/query_range?query=up&start=0&end=5&step=0"),
+        bad,
+        "bad_data",
+        "zero or negative query resolution step widths are not accepted. Try a positive integer",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/query_range?query=up&start=0&end=100000&step=1"),
+        bad,
+        "bad_data",
+        "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/query_range?query=up&start=0&end=5"),
+        bad,
+        "bad_data",
+        "invalid parameter \"step\": cannot parse \"\" to a valid duration",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/query_range?query=up&end=5&step=1"),
+        bad,
+        "bad_data",
+        "invalid parameter \"start\": cannot parse \"\" to a valid timestamp",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/query?query=up&timeout=x"),
+        bad,
+        "bad_data",
+        "invalid parameter \"timeout\"",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/query?query=up&dedup=maybe"),
+        bad,
+        "bad_data",
+        "'dedup' parameter",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/series"),
+        bad,
+        "bad_data",
+        "no match[] parameter provided",
+    )
+    .await;
+    expect_error(&app, get("/api/v1/series?match[]=up{"), bad, "bad_data", "").await;
+    expect_error(
+        &app,
+        get("/api/v1/label/1bad/values"),
+        bad,
+        "bad_data",
+        "invalid label name: \"1bad\"",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/labels?limit=-1"),
+        bad,
+        "bad_data",
+        "invalid parameter \"limit\"",
+    )
+    .await;
+    // Counted as bad requests.
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &f.registry).unwrap();
+    assert!(
+        text.contains("skein_query_bad_requests_total{endpoint=\"query_range\"} 5"),
+        "{text}"
+    );
+}
+
+#[actix_web::test]
+async fn series_labels_and_values() {
+    let f = fixture().await;
+    let app = app!(f);
+    let want_series = json!([
+        {"__name__": "up", "cluster": "eu", "job": "node"},
+        {"__name__": "up", "cluster": "eu", "job": "prom"},
+    ]);
+    let (status, _, v) = call(
+        &app,
+        get("/api/v1/series?match[]=up{job=%22node%22}&match[]=up{job=%22prom%22}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v, json!({"status": "success", "data": want_series}));
+    let (_, _, v) = call(
+        &app,
+        post_form(
+            "/api/v1/series",
+            "match[]=up%7Bjob%3D%22node%22%7D&match[]=up%7Bjob%3D%22prom%22%7D&start=0&end=600",
+        ),
+    )
+    .await;
+    assert_eq!(v["data"], want_series);
+    let (_, _, v) = call(&app, get("/api/v1/series?match[]=up&dedup=false")).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 4);
+    let (_, _, v) = call(&app, get("/api/v1/series?match[]=up&limit=1")).await;
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert_eq!(v["warnings"], json!(["results truncated due to limit"]));
+
+    let (_, _, v) = call(&app, get("/api/v1/labels")).await;
+    assert_eq!(
+        v,
+        json!({"status": "success", "data": ["__name__", "cluster", "job"]})
+    );
+    let (_, _, v) = call(&app, post_form("/api/v1/labels", "match[]=up&dedup=false")).await;
+    assert_eq!(v["data"], json!(["__name__", "cluster", "job", "replica"]));
+    let (_, _, v) = call(&app, get("/api/v1/label/job/values")).await;
+    assert_eq!(v, json!({"status": "success", "data": ["node", "prom"]}));
+    let (_, _, v) = call(
+        &app,
+        get("/api/v1/label/job/values?match[]=up{job=%22node%22}"),
+    )
+    .await;
+    assert_eq!(v["data"], json!(["node"]));
+    let (_, _, v) = call(&app, get("/api/v1/label/nothing/values")).await;
+    assert_eq!(v, json!({"status": "success", "data": []}));
+}
+
+#[actix_web::test]
+async fn stores_buildinfo_and_static_endpoints() {
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let f = fixture_with(
+        ha_stores().await,
+        vec![dead.clone()],
+        Duration::from_secs(5),
+    )
+    .await;
+    let app = app!(f);
+    let (status, _, v) = call(&app, get("/api/v1/stores")).await;
+    assert_eq!(status, StatusCode::OK);
+    let sidecars = v["data"]["sidecar"].as_array().unwrap();
+    assert_eq!(sidecars.len(), 2);
+    let s = &sidecars[0];
+    assert_eq!(s["lastError"], Value::Null);
+    assert_eq!(s["labelSets"], json!([{"cluster": "eu", "replica": "a"}]));
+    assert_eq!(s["minTime"], 0);
+    assert_eq!(s["maxTime"], 600_000);
+    assert!(s["lastCheck"].as_str().unwrap().ends_with('Z'));
+    let unknown = v["data"]["unknown"].as_array().unwrap();
+    assert_eq!(unknown[0]["name"], dead.as_str());
+    assert!(unknown[0]["lastError"].is_string());
+
+    let (_, _, v) = call(&app, get("/api/v1/status/buildinfo")).await;
+    assert_eq!(v["data"]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(v["data"].get("features").is_none());
+    for k in ["revision", "branch", "buildUser", "buildDate", "goVersion"] {
+        assert!(v["data"][k].is_string(), "{k}");
+    }
+    let (_, body, _) = call(&app, get("/api/v1/query_exemplars?query=up")).await;
+    assert_eq!(body, r#"{"status":"success","data":[]}"#);
+    let (_, body, _) = call(&app, get("/api/v1/rules")).await;
+    assert_eq!(body, r#"{"status":"success","data":{"groups":[]}}"#);
+    let (_, body, _) = call(&app, get("/api/v1/metadata")).await;
+    assert_eq!(body, r#"{"status":"success","data":{}}"#);
+}
+
+#[actix_web::test]
+async fn failing_and_hanging_stores_give_warnings_or_errors() {
+    let mut stores = ha_stores().await;
+    let hanging = MemStore::new(
+        vec![Series::new(
+            Labels::from_pairs([("__name__", "up"), ("job", "slow")]),
+            samples(0, 600_000, 5.0),
+        )],
+        MemStoreOptions {
+            delay: Some(Duration::from_secs(60)),
+            ..opts(&[("cluster", "us")])
+        },
+    );
+    let hanging = hanging.serve().await.unwrap();
+    let hanging_addr = hanging.address();
+    stores.push(hanging);
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
+    let f = fixture_with(stores, vec![dead.clone()], Duration::from_millis(700)).await;
+    let app = app!(f);
+    let started = std::time::Instant::now();
+    let (status, body, v) = call(&app, get("/api/v1/query?query=up&time=300")).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(v["data"]["result"].as_array().unwrap().len(), 2);
+    let warnings = v["warnings"].to_string();
+    assert!(warnings.contains(&dead), "{warnings}");
+    assert!(
+        warnings.contains(&hanging_addr) && warnings.contains("timed out"),
+        "{warnings}"
+    );
+
+    let (status, body, v) = call(
+        &app,
+        get("/api/v1/query?query=up&time=300&partial_response=false"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(v["errorType"], "unavailable");
+
+    let (status, _, v) = call(&app, get("/api/v1/labels?partial_response=0")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(v["errorType"], "unavailable");
+    let (status, _, v) = call(&app, get("/api/v1/label/job/values")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["data"], json!(["node", "prom"]));
+    assert!(
+        v["warnings"].as_array().is_some_and(|w| w.len() == 2),
+        "{v}"
+    );
+}
