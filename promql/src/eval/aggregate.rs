@@ -257,7 +257,7 @@ impl Evaluator<'_> {
         let mut order: Vec<u32> = Vec::new();
         for (si, step) in input.steps.iter().enumerate() {
             let q = param.get(si).copied().unwrap_or(f64::NAN);
-            if !step.is_empty() && (q.is_nan() || !(0.0..=1.0).contains(&q)) {
+            if q.is_nan() || !(0.0..=1.0).contains(&q) {
                 self.ctx.warn(format!(
                     "PromQL warning: quantile value should be between 0 and 1, got {}",
                     format_go_float(q)

@@ -199,7 +199,19 @@ impl Runner {
         if self.histograms.is_empty() {
             return None;
         }
-        let expr = promql_parser::parser::parse(&ev.query).ok()?;
+        let expr = match promql_parser::parser::parse(&ev.query) {
+            Ok(e) => e,
+            Err(_) => {
+                // Unparsable queries over histogram series use native
+                // histogram syntax (such as the trim operators `</`, `>/`).
+                let uses_hist = self
+                    .histograms
+                    .series()
+                    .iter()
+                    .any(|s| s.labels.metric_name().is_some_and(|n| ev.query.contains(n)));
+                return uses_hist.then(|| "native histograms not supported yet".into());
+            }
+        };
         let mut sels = Vec::new();
         collect_selectors(&expr, &mut sels);
         for vs in sels {
