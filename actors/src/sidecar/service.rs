@@ -18,6 +18,7 @@ use tonic::{Code, Request, Response, Status};
 use super::actor::{GetState, SidecarActor, SidecarState};
 use super::extlabels::{self, Plan};
 use super::metrics::SidecarMetrics;
+use super::order::{self, Orderer};
 use super::prometheus::{DEFAULT_ACCEPTED, PrometheusError};
 use crate::matchers::{self, CompiledMatcher};
 
@@ -275,9 +276,10 @@ impl SidecarStore {
     }
 }
 
-/// Reads the answer from Prometheus, completes and sorts label sets, and
-/// sends it. Series are collected before sending because adding external
-/// labels (or dropping replica labels) can change their order.
+/// Reads the answer from Prometheus, completes label sets and sends the
+/// series sorted: remote-read series pass through an [`Orderer`] that holds
+/// back only series whose order completion may change; `/api/v1/series`
+/// answers (labels only, unsorted) are sorted whole.
 async fn run_series(
     job: SeriesJob,
     tx: &mpsc::Sender<Result<SeriesResponse, Status>>,
@@ -291,89 +293,117 @@ async fn run_series(
     let ext = &state.external_labels;
     let dropped = &req.without_replica_labels;
     let prom = &state.prometheus;
-    let mut all: Vec<(Labels, Vec<AggrChunk>)> = Vec::new();
+    let mut out = SeriesSender::new(tx, req.response_batch_size, req.limit);
     if let Some(sel) = selector {
         let sets = prom
             .series(&sel, req.min_time, req.max_time)
             .await
             .map_err(prometheus_status)?;
-        all.extend(
-            sets.into_iter()
-                .map(|ls| (extlabels::complete(ls, ext, dropped), Vec::new())),
-        );
-    } else {
-        let mut stream = prom
-            .remote_read(req.min_time, req.max_time, &ask, &DEFAULT_ACCEPTED)
-            .await
-            .map_err(prometheus_status)?;
-        while let Some(s) = stream.next().await.map_err(prometheus_status)? {
-            all.push((extlabels::complete(s.labels, ext, dropped), s.chunks));
+        let mut sets: Vec<Labels> = sets
+            .into_iter()
+            .map(|ls| extlabels::complete(ls, ext, dropped))
+            .collect();
+        sets.sort();
+        sets.dedup();
+        for ls in sets {
+            if !out.send(ls, Vec::new()).await {
+                return Ok(());
+            }
+        }
+        out.flush().await;
+        return Ok(());
+    }
+    let mut stream = prom
+        .remote_read(req.min_time, req.max_time, &ask, &DEFAULT_ACCEPTED)
+        .await
+        .map_err(prometheus_status)?;
+    let kept = extlabels::effective_external(ext, dropped);
+    let mut orderer = Orderer::new(ext, &kept);
+    while let Some(s) = stream.next().await.map_err(prometheus_status)? {
+        let completed = extlabels::complete(s.labels.clone(), ext, dropped);
+        for (ls, chunks) in orderer.push(&s.labels, completed, s.chunks) {
+            if !out.send(ls, chunks).await {
+                return Ok(());
+            }
         }
     }
-    let mut series = sort_and_merge(all);
-    if req.limit > 0 {
-        series.truncate(usize::try_from(req.limit).unwrap_or(usize::MAX));
+    for (ls, chunks) in orderer.finish() {
+        if !out.send(ls, chunks).await {
+            return Ok(());
+        }
     }
-    send_series(series, req.response_batch_size, tx).await;
+    out.flush().await;
     Ok(())
 }
 
-/// Sorts by label set; series that became equal (a label replaced by an
-/// external one) are merged, chunks ordered by time.
-fn sort_and_merge(mut all: Vec<(Labels, Vec<AggrChunk>)>) -> Vec<thanos::Series> {
-    all.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut out: Vec<(Labels, Vec<AggrChunk>)> = Vec::with_capacity(all.len());
-    let mut merged = false;
-    for (ls, chunks) in all {
-        match out.last_mut() {
-            Some(last) if last.0 == ls => {
-                last.1.extend(chunks);
-                merged = true;
-            }
-            _ => out.push((ls, chunks)),
-        }
-    }
-    if merged {
-        for (_, chunks) in &mut out {
-            chunks.sort_by_key(|c| (c.min_time, c.max_time));
-        }
-    }
-    out.into_iter()
-        .map(|(ls, chunks)| thanos::Series {
-            labels: matchers::labels_to_wire(&ls),
-            chunks,
-        })
-        .collect()
+/// Sends series one per response or in batches, up to a limit.
+struct SeriesSender<'a> {
+    tx: &'a mpsc::Sender<Result<SeriesResponse, Status>>,
+    batch_size: usize,
+    batch: Vec<thanos::Series>,
+    /// Series still allowed; `None` = no limit.
+    left: Option<usize>,
 }
 
-async fn send_series(
-    series: Vec<thanos::Series>,
-    batch_size: i64,
-    tx: &mpsc::Sender<Result<SeriesResponse, Status>>,
-) {
-    let batch = usize::try_from(batch_size).unwrap_or(0);
-    if batch <= 1 {
-        for s in series {
-            let resp = SeriesResponse {
-                result: Some(series_response::Result::Series(s)),
-            };
-            if tx.send(Ok(resp)).await.is_err() {
-                return;
-            }
+impl<'a> SeriesSender<'a> {
+    fn new(
+        tx: &'a mpsc::Sender<Result<SeriesResponse, Status>>,
+        batch_size: i64,
+        limit: i64,
+    ) -> Self {
+        let batch_size = usize::try_from(batch_size).unwrap_or(0).max(1);
+        let left = (limit > 0).then(|| usize::try_from(limit).unwrap_or(usize::MAX));
+        SeriesSender {
+            tx,
+            batch_size,
+            batch: Vec::new(),
+            left,
         }
-        return;
     }
-    let mut it = series.into_iter().peekable();
-    while it.peek().is_some() {
-        let part: Vec<thanos::Series> = it.by_ref().take(batch).collect();
-        let resp = SeriesResponse {
-            result: Some(series_response::Result::Batch(thanos::SeriesBatch {
-                series: part,
-            })),
-        };
-        if tx.send(Ok(resp)).await.is_err() {
-            return;
+
+    /// False once the limit is reached or the client is gone: stop then.
+    async fn send(&mut self, labels: Labels, mut chunks: Vec<AggrChunk>) -> bool {
+        if self.left == Some(0) {
+            return false;
         }
+        order::sort_chunks(&mut chunks);
+        self.batch.push(thanos::Series {
+            labels: matchers::labels_to_wire(&labels),
+            chunks,
+        });
+        if let Some(left) = &mut self.left {
+            *left -= 1;
+        }
+        if self.batch.len() >= self.batch_size && !self.flush().await {
+            return false;
+        }
+        if self.left == Some(0) {
+            self.flush().await;
+            return false;
+        }
+        true
+    }
+
+    /// Sends what is batched; false if the client is gone.
+    async fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let resp = if self.batch_size <= 1 {
+            let mut batch = std::mem::take(&mut self.batch);
+            match batch.pop() {
+                Some(s) => series_response::Result::Series(s),
+                None => return true,
+            }
+        } else {
+            series_response::Result::Batch(thanos::SeriesBatch {
+                series: std::mem::take(&mut self.batch),
+            })
+        };
+        self.tx
+            .send(Ok(SeriesResponse { result: Some(resp) }))
+            .await
+            .is_ok()
     }
 }
 
@@ -420,51 +450,37 @@ fn record(metrics: &SidecarMetrics, api: &str, err: Option<&Status>) {
 mod tests {
     use super::*;
 
-    fn chunk(min: i64) -> AggrChunk {
-        AggrChunk {
-            min_time: min,
-            max_time: min + 1,
-            ..Default::default()
+    fn series(i: usize) -> Labels {
+        Labels::from_pairs([("i", i.to_string().as_str())])
+    }
+
+    async fn run(n: usize, batch: i64, limit: i64) -> Vec<usize> {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut out = SeriesSender::new(&tx, batch, limit);
+        for i in 0..n {
+            if !out.send(series(i), Vec::new()).await {
+                break;
+            }
         }
-    }
-
-    #[test]
-    fn sorting_merges_series_that_became_equal() {
-        let a = Labels::from_pairs([("a", "1")]);
-        let b = Labels::from_pairs([("a", "1"), ("b", "1")]);
-        let out = sort_and_merge(vec![
-            (a.clone(), vec![chunk(10)]),
-            (b.clone(), vec![chunk(5)]),
-            (a.clone(), vec![chunk(0)]),
-        ]);
-        assert_eq!(out.len(), 2);
-        assert_eq!(out[0].labels, matchers::labels_to_wire(&a));
-        let mins: Vec<i64> = out[0].chunks.iter().map(|c| c.min_time).collect();
-        assert_eq!(mins, vec![0, 10]);
-        assert_eq!(out[1].labels, matchers::labels_to_wire(&b));
-    }
-
-    #[tokio::test]
-    async fn batches_hold_at_most_the_requested_number_of_series() {
-        let series: Vec<thanos::Series> = (0..5)
-            .map(|i| thanos::Series {
-                labels: vec![thanos::Label {
-                    name: "i".into(),
-                    value: i.to_string(),
-                }],
-                chunks: vec![],
-            })
-            .collect();
-        let (tx, mut rx) = mpsc::channel(16);
-        send_series(series, 2, &tx).await;
+        out.flush().await;
         drop(tx);
         let mut sizes = Vec::new();
         while let Some(Ok(r)) = rx.recv().await {
             match r.result {
                 Some(series_response::Result::Batch(b)) => sizes.push(b.series.len()),
+                Some(series_response::Result::Series(_)) => sizes.push(0),
                 other => panic!("unexpected {other:?}"),
             }
         }
-        assert_eq!(sizes, vec![2, 2, 1]);
+        sizes
+    }
+
+    #[tokio::test]
+    async fn batches_and_limits() {
+        assert_eq!(run(5, 2, 0).await, vec![2, 2, 1]);
+        assert_eq!(run(5, 0, 0).await, vec![0; 5]);
+        assert_eq!(run(5, 1, 3).await, vec![0; 3]);
+        assert_eq!(run(5, 2, 3).await, vec![2, 1]);
+        assert_eq!(run(2, 64, 3).await, vec![2]);
     }
 }
