@@ -14,6 +14,9 @@ pub mod relay;
 pub mod seal;
 pub mod view;
 
+#[cfg(test)]
+mod pool_tests;
+
 pub use announcement::{Announcement, AnnouncementError, LabelSet, Role};
 pub use carrier::{Carrier, CarrierError, GossipSecurity, UdpCarrier};
 pub use keyring::{Keyring, KeyringError};

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::announcement::{self, Announcement, AnnouncementError, KEY_READY};
-use crate::carrier::{CarrierError, GossipSecurity, MIN_DATAGRAM, UdpCarrier};
+use crate::carrier::{Carrier, CarrierError, GossipSecurity, MIN_DATAGRAM, UdpCarrier};
 use crate::keyring::Keyring;
 use crate::metrics::GossipMetrics;
 use crate::relay::{DEFAULT_MAX_LINKS, Relay};
@@ -135,16 +135,8 @@ impl Membership {
         announcement: Announcement,
         registry: &mut Registry,
     ) -> Result<Membership, MembershipError> {
-        let metrics = GossipMetrics::register(registry);
         check_config(&cfg, &announcement)?;
-        let sealed_with = match &cfg.security {
-            GossipSecurity::Sealed(k) => format!(
-                "sealed, primary key id {:02x}, {} key(s)",
-                k.primary_id(),
-                k.len()
-            ),
-            GossipSecurity::InsecurePlaintext => "INSECURE PLAINTEXT".to_string(),
-        };
+        let metrics = GossipMetrics::register(registry);
         let carrier = Arc::new(
             UdpCarrier::bind(
                 cfg.listen_addr,
@@ -154,13 +146,46 @@ impl Membership {
             )
             .await?,
         );
-        let bound = crate::carrier::Carrier::local_addr(carrier.as_ref())?;
+        let protection = match &cfg.security {
+            GossipSecurity::Sealed(k) => format!(
+                "UDP sealed with XChaCha20-Poly1305, primary key id {:02x}, {} key(s)",
+                k.primary_id(),
+                k.len()
+            ),
+            GossipSecurity::InsecurePlaintext => "INSECURE PLAINTEXT UDP".to_string(),
+        };
+        let mut m = Membership::start_with_carrier(
+            cfg,
+            announcement,
+            carrier.clone(),
+            &protection,
+            metrics,
+        )
+        .await?;
+        m.carrier = Some(carrier);
+        Ok(m)
+    }
+
+    /// Starts a pool over any [`Carrier`] (for example a WAN carrier on the
+    /// gRPC port). `protection` says in the start-up log line how the carrier
+    /// protects gossip; `metrics` are the pool's metrics (the carrier usually
+    /// shares them). `cfg.security` and `cfg.max_datagram` are the carrier's
+    /// business and are not used here.
+    pub async fn start_with_carrier(
+        cfg: MembershipConfig,
+        announcement: Announcement,
+        carrier: Arc<dyn Carrier>,
+        protection: &str,
+        metrics: GossipMetrics,
+    ) -> Result<Membership, MembershipError> {
+        check_config(&cfg, &announcement)?;
+        let bound = carrier.local_addr()?;
         let (advertise, why) = advertise_addr(&cfg, bound)?;
         info!(
             pool = %cfg.pool_id(), node = %cfg.node_id, listen = %bound, advertise = %advertise,
-            "gossip announces {advertise} ({why}); {sealed_with}"
+            "gossip announces {advertise} ({why}); {protection}"
         );
-        let relay = Relay::new(carrier.clone(), cfg.max_links);
+        let relay = Relay::new(carrier, cfg.max_links);
         let chitchat_listen: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
         let mut m = Membership::start_on(
             cfg,
@@ -172,7 +197,6 @@ impl Membership {
         )
         .await?;
         m.relay = Some(relay);
-        m.carrier = Some(carrier);
         Ok(m)
     }
 

@@ -361,3 +361,58 @@ async fn small_datagram_limit_fragments_and_still_converges() {
         m.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_relay_link_still_works_through_constant_eviction() {
+    // max_links = 1: the node's relay evicts and recreates links all the
+    // time, and gossip must still get through.
+    let mut cfg = config("a", addr(26), &[], sealed(&[1]));
+    cfg.max_links = 1;
+    let (a, _ra) = start(cfg, announcement("a")).await;
+    let seed = a.gossip_addr();
+    let (b, _rb) = node("b", addr(27), &[seed], sealed(&[1])).await;
+    let (c, _rc) = node("c", addr(28), &[seed], sealed(&[1])).await;
+    assert!(
+        eventually(CONVERGE, || sees(&a, &["b", "c"])
+            && sees(&b, &["a", "c"])
+            && sees(&c, &["a", "b"]))
+        .await
+    );
+    for m in [a, b, c] {
+        m.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn wildcard_listen_needs_an_explicit_advertise_address() {
+    let mut registry = prometheus_client::registry::Registry::default();
+    let cfg = config("w", "0.0.0.0:0".parse().unwrap(), &[], sealed(&[1]));
+    let err = Membership::start(cfg.clone(), announcement("w"), &mut registry)
+        .await
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("advertise"), "{err}");
+
+    let mut with_advertise = cfg;
+    with_advertise.listen_addr = addr(29);
+    with_advertise.advertise_addr = Some("127.0.0.29:7946".parse().unwrap());
+    let m = Membership::start(with_advertise, announcement("w"), &mut registry)
+        .await
+        .unwrap();
+    assert_eq!(m.gossip_addr(), "127.0.0.29:7946".parse().unwrap());
+    m.shutdown().await;
+
+    let mut mismatched = config("w", addr(29), &[], sealed(&[1]));
+    mismatched.max_datagram = 10;
+    assert!(
+        Membership::start(mismatched, announcement("w"), &mut registry)
+            .await
+            .is_err()
+    );
+    let other = config("w", addr(29), &[], sealed(&[1]));
+    assert!(
+        Membership::start(other, announcement("not-w"), &mut registry)
+            .await
+            .is_err()
+    );
+}
