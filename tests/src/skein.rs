@@ -96,7 +96,10 @@ impl SkeinNode {
             .arg(http.to_string())
             .arg("--grpc-address")
             .arg(grpc.to_string())
-            .env("RUST_BACKTRACE", "1");
+            .env("RUST_BACKTRACE", "1")
+            .env("NO_COLOR", "1")
+            // Plaintext gRPC: these tests are about query answers, not TLS.
+            .env("SKEIN_DEV", "1");
         let guard = ProcessGuard::spawn(name, cmd, &dir)?;
         let http_url = format!("http://{http}");
         let client = ApiClient::with_timeout(&http_url, Duration::from_secs(120))?;
