@@ -48,7 +48,7 @@ YAML
     "$PROMETHEUS" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
         --web.listen-address="127.0.0.1:$pport" >"$dir/prometheus.log" 2>&1 &
     pids+=($!)
-    "$SKEIN" node --roles sidecar --grpc-address "127.0.0.1:$grpc" --http-address "127.0.0.1:$http" \
+    "$SKEIN" node --dev --roles sidecar --grpc-address "127.0.0.1:$grpc" --http-address "127.0.0.1:$http" \
         --sidecar.prometheus-url "http://127.0.0.1:$pport" --sidecar.refresh-interval 5s \
         >"$dir/sidecar.log" 2>&1 &
     pids+=($!)
@@ -56,7 +56,7 @@ YAML
 
 start_cluster eu1 9091 10911 10912
 start_cluster us1 9092 10921 10922
-"$SKEIN" node --roles query --http-address "$QUERY_HTTP" --grpc-address 127.0.0.1:10901 \
+"$SKEIN" node --dev --roles query --http-address "$QUERY_HTTP" --grpc-address 127.0.0.1:10901 \
     --query.store 127.0.0.1:10911 --query.store 127.0.0.1:10921 --query.info-interval 2s \
     >"$BASE/query.log" 2>&1 &
 pids+=($!)

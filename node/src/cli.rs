@@ -87,6 +87,30 @@ pub struct NodeArgs {
     #[arg(long = "log.level", env = "SKEIN_LOG_LEVEL", value_name = "FILTER")]
     pub log_level: Option<String>,
 
+    /// Certificate chain (PEM) this node presents on gRPC, as server and as
+    /// client. Reloaded when the file changes. [config: tls.cert_file]
+    #[arg(long = "tls.cert-file", env = "SKEIN_TLS_CERT_FILE", value_name = "FILE")]
+    pub tls_cert_file: Option<String>,
+
+    /// Private key (PEM) of the certificate. [config: tls.key_file]
+    #[arg(long = "tls.key-file", env = "SKEIN_TLS_KEY_FILE", value_name = "FILE")]
+    pub tls_key_file: Option<String>,
+
+    /// CA bundle (PEM) that peers' certificates must chain to.
+    /// [config: tls.ca_file]
+    #[arg(long = "tls.ca-file", env = "SKEIN_TLS_CA_FILE", value_name = "FILE")]
+    pub tls_ca_file: Option<String>,
+
+    /// Name in this node's certificate that peers verify and send as SNI.
+    /// [config: tls.server_name]
+    #[arg(long = "tls.server-name", env = "SKEIN_TLS_SERVER_NAME", value_name = "NAME")]
+    pub tls_server_name: Option<String>,
+
+    /// Development mode: allows plaintext gRPC when no TLS files are set.
+    /// Never in production. [config: dev]
+    #[arg(long, env = "SKEIN_DEV")]
+    pub dev: bool,
+
     /// URL of the Prometheus the sidecar serves. [config: sidecar.prometheus_url]
     /// [default: http://127.0.0.1:9090]
     #[arg(
@@ -220,6 +244,11 @@ impl NodeArgs {
             grpc_address: None,
             log_format: None,
             log_level: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_file: None,
+            tls_server_name: None,
+            dev: false,
             sidecar_prometheus_url: None,
             sidecar_refresh_interval: None,
             sidecar_request_timeout: None,
@@ -243,6 +272,8 @@ impl NodeArgs {
             None => FileConfig::default(),
         };
         let fl = file.log.unwrap_or_default();
+        let ft = file.tls.unwrap_or_default();
+        let dev = self.dev || file.dev.unwrap_or(false);
         let fs = file.sidecar.unwrap_or_default();
         let fq = file.query.unwrap_or_default();
 
@@ -363,8 +394,28 @@ impl NodeArgs {
             });
         }
 
+        let tls = resolve_tls(
+            self.tls_cert_file.clone().or(ft.cert_file),
+            self.tls_key_file.clone().or(ft.key_file),
+            self.tls_ca_file.clone().or(ft.ca_file),
+            self.tls_server_name.clone().or(ft.server_name),
+        )?;
+        let needs_grpc = roles.contains(&Role::Sidecar)
+            || (roles.contains(&Role::Query) && !query.stores.is_empty());
+        if tls.is_none() && needs_grpc && !dev {
+            return Err(ConfigError::Invalid {
+                key: "tls",
+                message: "gRPC links use mutual TLS: set tls.cert_file, tls.key_file and \
+                          tls.ca_file (`skein tools certs` makes development ones), or run \
+                          with --dev for plaintext local development"
+                    .into(),
+            });
+        }
+
         Ok(Config {
             roles,
+            tls,
+            dev,
             http_address: parse_addr("http_address", &http)?,
             grpc_address: parse_addr("grpc_address", &grpc)?,
             log_format: self.log_format.or(fl.format).unwrap_or_default(),
@@ -376,6 +427,48 @@ impl NodeArgs {
             sidecar,
             query,
         })
+    }
+}
+
+/// All three TLS files or none; a partial set names what is missing.
+fn resolve_tls(
+    cert: Option<String>,
+    key: Option<String>,
+    ca: Option<String>,
+    server_name: Option<String>,
+) -> Result<Option<crate::config::TlsSettings>, ConfigError> {
+    match (cert, key, ca) {
+        (None, None, None) => {
+            if server_name.is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "tls.server_name",
+                    message: "set only together with tls.cert_file, tls.key_file and tls.ca_file"
+                        .into(),
+                });
+            }
+            Ok(None)
+        }
+        (Some(cert), Some(key), Some(ca)) => Ok(Some(crate::config::TlsSettings {
+            files: skein_tls::TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+                ca: ca.into(),
+            },
+            server_name,
+        })),
+        (c, k, _) => {
+            let missing = if c.is_none() {
+                "tls.cert_file"
+            } else if k.is_none() {
+                "tls.key_file"
+            } else {
+                "tls.ca_file"
+            };
+            Err(ConfigError::Invalid {
+                key: "tls",
+                message: format!("{missing} is missing; TLS needs cert_file, key_file and ca_file"),
+            })
+        }
     }
 }
 
@@ -402,7 +495,7 @@ mod tests {
             "roles: [query]\nquery:\n  stores: ['a:1']\n  timeout: 1m\n",
         )
         .unwrap();
-        let c = args(&["--config", f.to_str().unwrap(), "--query.timeout", "30s"])
+        let c = args(&["--config", f.to_str().unwrap(), "--query.timeout", "30s", "--dev"])
             .resolve()
             .unwrap();
         assert_eq!(c.roles, vec![Role::Query]);
@@ -436,9 +529,31 @@ mod tests {
 
     #[test]
     fn roles_flag_parses_list_and_rejects_unknown() {
-        let c = args(&["--roles", "sidecar,query"]).resolve().unwrap();
+        let c = args(&["--roles", "sidecar,query", "--dev"]).resolve().unwrap();
         assert_eq!(c.roles, vec![Role::Sidecar, Role::Query]);
         let v = vec!["skein", "node", "--roles", "gateway"];
         assert!(Cli::try_parse_from(v).is_err());
+    }
+
+    #[test]
+    fn grpc_needs_tls_unless_dev_and_tls_needs_all_files() {
+        let e = args(&["--roles", "sidecar"]).resolve().unwrap_err().to_string();
+        assert!(e.contains("mutual TLS") && e.contains("--dev"), "{e}");
+        // A querier without stores (to be discovered later) has no gRPC link yet.
+        assert!(args(&["--roles", "query"]).resolve().is_ok());
+        let e = args(&["--roles", "sidecar", "--tls.cert-file", "a", "--tls.ca-file", "c"])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("tls.key_file"), "{e}");
+        let c = args(&[
+            "--roles", "sidecar", "--tls.cert-file", "a", "--tls.key-file", "b",
+            "--tls.ca-file", "c", "--tls.server-name", "n1",
+        ])
+        .resolve()
+        .unwrap();
+        let t = c.tls.unwrap();
+        assert_eq!(t.files.key.to_str(), Some("b"));
+        assert_eq!(t.server_name.as_deref(), Some("n1"));
     }
 }

@@ -61,6 +61,8 @@ pub struct FileConfig {
     pub http_address: Option<String>,
     pub grpc_address: Option<String>,
     pub log: Option<FileLog>,
+    pub tls: Option<FileTls>,
+    pub dev: Option<bool>,
     pub sidecar: Option<FileSidecar>,
     pub query: Option<FileQuery>,
 }
@@ -70,6 +72,15 @@ pub struct FileConfig {
 pub struct FileLog {
     pub format: Option<LogFormat>,
     pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTls {
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub server_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,8 +133,20 @@ pub struct Config {
     pub grpc_address: SocketAddr,
     pub log_format: LogFormat,
     pub log_level: String,
+    /// Mutual TLS on every gRPC link; `None` only in development mode.
+    pub tls: Option<TlsSettings>,
+    /// Development mode: plaintext gRPC allowed.
+    pub dev: bool,
     pub sidecar: SidecarSettings,
     pub query: QuerySettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    pub files: skein_tls::TlsFiles,
+    /// The name in this node's certificate that peers check (and send as
+    /// SNI); announced to them.
+    pub server_name: Option<String>,
 }
 
 #[derive(Clone, Debug)]

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    skein_tls::install_crypto_provider();
     let cli = cli::Cli::parse();
     match cli.command {
         cli::Command::Node(args) => {

@@ -31,6 +31,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut grpc_stop: Option<oneshot::Sender<()>> = None;
     let mut grpc_task = None;
 
+    let tls = match &config.tls {
+        Some(t) => {
+            let r = skein_tls::TlsReloader::new(t.files.clone(), &mut registry)?;
+            r.watch(Duration::from_secs(10));
+            tracing::info!(cert = %t.files.cert.display(), ca = %t.files.ca.display(), "mutual TLS on gRPC");
+            Some(r)
+        }
+        None => {
+            tracing::warn!("development mode: gRPC is plaintext and unauthenticated");
+            None
+        }
+    };
+
     tracing::info!(
         roles = ?config.roles,
         http = %config.http_address,
@@ -65,7 +78,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         });
         let store = SidecarStore::new(addr, metrics);
         let (tx, rx) = oneshot::channel();
-        grpc_task = Some(crate::grpc::start_sidecar(config.grpc_address, store, rx).await?);
+        grpc_task = Some(crate::grpc::start_sidecar(config.grpc_address, tls.clone(), store, rx).await?);
         grpc_stop = Some(tx);
         tracing::info!(grpc = %config.grpc_address, prometheus = %s.prometheus_url, "sidecar role started");
     }
