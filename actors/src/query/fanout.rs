@@ -117,6 +117,8 @@ pub struct StoreStream {
     pending: VecDeque<Series>,
     peeked: Option<MergedSeries>,
     last: Option<Labels>,
+    /// The store broke the sort order at least once.
+    unsorted: bool,
     warnings: Vec<String>,
     done: bool,
 }
@@ -124,6 +126,11 @@ pub struct StoreStream {
 impl StoreStream {
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// True once the store sent a series that sorts before an earlier one.
+    pub fn unsorted(&self) -> bool {
+        self.unsorted
     }
 
     pub fn take_warnings(&mut self) -> &mut Vec<String> {
@@ -160,8 +167,9 @@ impl StoreStream {
         }
     }
 
-    /// The next series, its frames joined; errors when the store breaks
-    /// the sort order.
+    /// The next series, its frames joined. A store that breaks the sort
+    /// order is noted (see [`StoreStream::unsorted`]), not failed: the merge
+    /// then re-sorts its output.
     pub async fn next_series(&mut self) -> Result<Option<MergedSeries>, String> {
         let mut cur = match self.peeked.take() {
             Some(s) => s,
@@ -180,11 +188,11 @@ impl StoreStream {
         }
         if let Some(last) = &self.last
             && cur.labels <= *last
+            && !self.unsorted
         {
-            return Err(format!(
-                "series out of order: {} after {}",
-                cur.labels, last
-            ));
+            tracing::debug!(store = %self.name, series = %cur.labels, after = %last,
+                "store streams series out of order; the merged result will be re-sorted");
+            self.unsorted = true;
         }
         self.last = Some(cur.labels.clone());
         Ok(Some(cur))
@@ -248,6 +256,7 @@ pub async fn fan_out_series(
                 pending: VecDeque::new(),
                 peeked: None,
                 last: None,
+                unsorted: false,
                 warnings: Vec::new(),
                 done: false,
             }),

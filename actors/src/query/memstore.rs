@@ -41,6 +41,10 @@ pub struct MemStoreOptions {
     pub warning: Option<String>,
     /// Answer every Series call with this error instead.
     pub fail_series: Option<String>,
+    /// Stream series in reverse label order (a misbehaving store).
+    pub unsorted: bool,
+    /// Send each series twice, its chunks split over two frames.
+    pub split_frames: bool,
 }
 
 struct Inner {
@@ -196,8 +200,12 @@ impl Store for MemStore {
                 result: Some(series_response::Result::Warning(w.clone())),
             }));
         }
-        for (ls, cs) in self.select(&req.matchers, req.min_time, req.max_time)? {
-            let chunks = if req.skip_chunks {
+        let mut selected = self.select(&req.matchers, req.min_time, req.max_time)?;
+        if self.inner.opts.unsorted {
+            selected.reverse();
+        }
+        for (ls, cs) in selected {
+            let chunks: Vec<AggrChunk> = if req.skip_chunks {
                 Vec::new()
             } else {
                 cs.iter()
@@ -205,14 +213,22 @@ impl Store for MemStore {
                     .cloned()
                     .collect()
             };
-            out.push(Ok(SeriesResponse {
-                result: Some(series_response::Result::Series(
-                    skein_proto::thanos::Series {
-                        labels: labels_to_wire(ls),
-                        chunks,
-                    },
-                )),
-            }));
+            let parts = if self.inner.opts.split_frames && chunks.len() > 1 {
+                let (a, b) = chunks.split_at(chunks.len() / 2);
+                vec![a.to_vec(), b.to_vec()]
+            } else {
+                vec![chunks]
+            };
+            for part in parts {
+                out.push(Ok(SeriesResponse {
+                    result: Some(series_response::Result::Series(
+                        skein_proto::thanos::Series {
+                            labels: labels_to_wire(ls),
+                            chunks: part,
+                        },
+                    )),
+                }));
+            }
         }
         Ok(Response::new(Box::pin(futures::stream::iter(out))))
     }

@@ -118,10 +118,27 @@ pub async fn merge_streams(
             out.series.push(m);
         }
     }
+    if streams.iter().any(StoreStream::unsorted) {
+        out.series = sort_and_join(std::mem::take(&mut out.series));
+    }
     for s in &mut streams {
         out.warnings.append(s.take_warnings());
     }
     Ok(out)
+}
+
+/// Sorts series by labels and joins equal label sets: the fallback when a
+/// store did not stream in order.
+pub fn sort_and_join(mut series: Vec<MergedSeries>) -> Vec<MergedSeries> {
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    let mut out: Vec<MergedSeries> = Vec::with_capacity(series.len());
+    for s in series {
+        match out.last_mut() {
+            Some(prev) if prev.labels == s.labels => merge_chunks(&mut prev.chunks, s.chunks),
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

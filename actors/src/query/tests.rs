@@ -184,6 +184,75 @@ async fn merges_stores_in_label_order_and_filters_by_external_labels() {
 }
 
 #[tokio::test]
+async fn split_frames_are_joined_and_unsorted_stores_are_resorted() {
+    let jobs = |names: &[&str]| {
+        names
+            .iter()
+            .map(|j| {
+                series(
+                    &[("__name__", "up"), ("job", j)],
+                    samples(0, 3_600_000, SCRAPE, 1.0),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let split = serve(
+        jobs(&["a", "c", "e"]),
+        MemStoreOptions {
+            split_frames: true,
+            ..ext(&[])
+        },
+    )
+    .await;
+    let unsorted = serve(
+        jobs(&["b", "c", "d"]),
+        MemStoreOptions {
+            unsorted: true,
+            ..ext(&[])
+        },
+    )
+    .await;
+    let stores = vec![
+        status(&split.address()).await,
+        status(&unsorted.address()).await,
+    ];
+    let m = QueryMetrics::unregistered();
+    let out = fan_out_series(
+        &stores,
+        &SeriesQuery {
+            max_time: 3_600_000,
+            ..query(vec![eq("__name__", "up")], true)
+        },
+        Duration::from_secs(5),
+        &m,
+    )
+    .await
+    .unwrap();
+    let got: Vec<_> = out
+        .series
+        .iter()
+        .map(|s| s.labels.get("job").unwrap())
+        .collect();
+    assert_eq!(got, vec!["a", "b", "c", "d", "e"]);
+    // 241 samples: 3 chunks, sent over two frames by one store and whole
+    // by the other; equal chunks are kept once.
+    assert!(
+        out.series.iter().all(|s| s.chunks.len() == 3),
+        "{:?}",
+        out.series
+            .iter()
+            .map(|s| s.chunks.len())
+            .collect::<Vec<_>>()
+    );
+    let src = source(stores, true, true, Duration::from_secs(5));
+    let r = src
+        .select(&[eq("__name__", "up")], &hints(0, 3_600_000))
+        .await
+        .unwrap();
+    assert!(r.series.iter().all(|s| s.samples.len() == 241));
+}
+
+#[tokio::test]
 async fn identical_chunks_from_two_stores_are_kept_once() {
     let data = || {
         vec![series(
