@@ -188,7 +188,7 @@ fn expected(
 }
 
 struct Fixture {
-    prom: TestPrometheus,
+    prom: Option<TestPrometheus>,
     addr: Addr<SidecarActor>,
     registry: Registry,
     store: StoreClient<Channel>,
@@ -196,9 +196,14 @@ struct Fixture {
 }
 
 async fn start_sidecar(prom: TestPrometheus) -> Fixture {
+    let url = prom.url();
+    start_sidecar_at(Some(prom), &url).await
+}
+
+async fn start_sidecar_at(prom: Option<TestPrometheus>, url: &str) -> Fixture {
     let mut registry = Registry::default();
     let cfg = SidecarConfig {
-        prometheus_url: prom.url(),
+        prometheus_url: url.to_string(),
         refresh_interval: Duration::from_secs(30),
         request_timeout: Duration::from_secs(5),
     };
@@ -531,7 +536,8 @@ async fn sidecar_serves_prometheus_over_the_store_api() {
     assert_eq!(bad.code(), Code::InvalidArgument);
 
     // The SAMPLES answer, re-encoded, equals the streamed one.
-    let client = PrometheusClient::new(&f.prom.url(), Duration::from_secs(5)).unwrap();
+    let client =
+        PrometheusClient::new(&f.prom.as_ref().unwrap().url(), Duration::from_secs(5)).unwrap();
     let ms = [skein_promql::LabelMatcher::new(
         "__name__",
         skein_promql::MatchOp::Equal,
@@ -581,7 +587,7 @@ async fn sidecar_serves_prometheus_over_the_store_api() {
     }
 
     // Prometheus goes away: Series is Unavailable, then the sidecar is not ready.
-    f.prom.stop();
+    f.prom.as_mut().unwrap().stop();
     let err = series(&mut f.store, req(vec![m(Type::Eq, "job", "a")], t0, tend))
         .await
         .unwrap_err();
@@ -627,4 +633,28 @@ async fn prometheus_without_external_labels_is_refused() {
         .unwrap_err();
     assert_eq!(err.code(), Code::Unavailable);
     assert!(err.message().contains("global.external_labels"), "{err:?}");
+}
+
+#[actix_rt::test]
+async fn sidecar_becomes_ready_when_prometheus_comes_up() {
+    let port = support::prometheus::free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut f = start_sidecar_at(None, &url).await;
+    assert!(!f.addr.send(Refresh).await.unwrap());
+    let err = f.info.info(InfoRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unavailable);
+    f.prom = Some(TestPrometheus::start_on(port, EXT_CONFIG, None).await);
+    // No Refresh: the actor's own retry loop (every 2 s while not ready)
+    // must notice.
+    let mut ready = false;
+    for _ in 0..100 {
+        if f.addr.send(IsReady).await.unwrap() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "sidecar did not become ready by itself");
+    let info = f.info.info(InfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(info.label_sets[0].labels.len(), 2);
 }

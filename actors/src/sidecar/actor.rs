@@ -153,10 +153,16 @@ impl SidecarActor {
                 self.metrics.prometheus_up.set(1);
             }
             Err(e) => {
-                tracing::warn!(prometheus = %self.cfg.prometheus_url, error = %e, "sidecar not ready");
+                let msg = e.to_string();
+                // Warn on a change only: retries while down come every 2 s.
+                if next.ready || next.last_error.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!(prometheus = %self.cfg.prometheus_url, error = %msg, "sidecar not ready");
+                } else {
+                    tracing::debug!(prometheus = %self.cfg.prometheus_url, error = %msg, "sidecar still not ready");
+                }
                 self.metrics.prometheus_failure("status");
                 next.ready = false;
-                next.last_error = Some(e.to_string());
+                next.last_error = Some(msg);
                 self.metrics.prometheus_up.set(0);
             }
         }

@@ -13,7 +13,7 @@ pub struct TestPrometheus {
     pub dir: tempfile::TempDir,
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -25,6 +25,15 @@ impl TestPrometheus {
     /// Writes `config_yaml`, imports `openmetrics` (if any, must end with
     /// `# EOF`), starts Prometheus and waits until `/-/ready` answers 200.
     pub async fn start(config_yaml: &str, openmetrics: Option<&str>) -> TestPrometheus {
+        Self::start_on(free_port(), config_yaml, openmetrics).await
+    }
+
+    /// As [`TestPrometheus::start`], on a given port.
+    pub async fn start_on(
+        port: u16,
+        config_yaml: &str,
+        openmetrics: Option<&str>,
+    ) -> TestPrometheus {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
@@ -46,7 +55,6 @@ impl TestPrometheus {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let port = free_port();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new("/usr/bin/prometheus")
             .arg(format!("--config.file={}", config.display()))
