@@ -31,4 +31,5 @@ def run(bundles: list[Bundle], config_checker, promtool) -> list[str]:
         skein_nodes.check_configs(all_nodes, config_checker)
     skein_wiring.run_all(all_nodes, bundles)
     prometheus.run_all(all_nodes, promtool)
-    return [e for b in bundles for e in b.errors]
+    # The same finding for each replica of one workload is reported once.
+    return list(dict.fromkeys(e for b in bundles for e in b.errors))
