@@ -125,7 +125,7 @@ def _build_node(b: Bundle, pod: Pod, c: dict, external) -> SkeinNode | None:
         b.error(cm, f"key {key}: not a YAML mapping")
         return None
     for name, value in overrides.items():
-        # --a.b-c sets a.b_c (cli-contract.md: every key is also a flag).
+        # --a.b-c sets a.b_c (every config key is also a flag).
         _set_dotted(cfg, [seg.replace("-", "_") for seg in name.split(".")], value)
     return SkeinNode(b, pod, c, config_path, text, cfg, list(overrides))
 
