@@ -32,6 +32,9 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Operator tools: certificates, bucket inspection.
+    #[command(subcommand)]
+    Tools(crate::tools::ToolsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,7 +92,11 @@ pub struct NodeArgs {
 
     /// Certificate chain (PEM) this node presents on gRPC, as server and as
     /// client. Reloaded when the file changes. [config: tls.cert_file]
-    #[arg(long = "tls.cert-file", env = "SKEIN_TLS_CERT_FILE", value_name = "FILE")]
+    #[arg(
+        long = "tls.cert-file",
+        env = "SKEIN_TLS_CERT_FILE",
+        value_name = "FILE"
+    )]
     pub tls_cert_file: Option<String>,
 
     /// Private key (PEM) of the certificate. [config: tls.key_file]
@@ -103,7 +110,11 @@ pub struct NodeArgs {
 
     /// Name in this node's certificate that peers verify and send as SNI.
     /// [config: tls.server_name]
-    #[arg(long = "tls.server-name", env = "SKEIN_TLS_SERVER_NAME", value_name = "NAME")]
+    #[arg(
+        long = "tls.server-name",
+        env = "SKEIN_TLS_SERVER_NAME",
+        value_name = "NAME"
+    )]
     pub tls_server_name: Option<String>,
 
     /// Development mode: allows plaintext gRPC when no TLS files are set.
@@ -481,7 +492,7 @@ mod tests {
         v.extend_from_slice(extra);
         match Cli::try_parse_from(v).unwrap().command {
             Command::Node(a) => *a,
-            Command::Config(_) => unreachable!(),
+            _ => unreachable!(),
         }
     }
 
@@ -495,9 +506,15 @@ mod tests {
             "roles: [query]\nquery:\n  stores: ['a:1']\n  timeout: 1m\n",
         )
         .unwrap();
-        let c = args(&["--config", f.to_str().unwrap(), "--query.timeout", "30s", "--dev"])
-            .resolve()
-            .unwrap();
+        let c = args(&[
+            "--config",
+            f.to_str().unwrap(),
+            "--query.timeout",
+            "30s",
+            "--dev",
+        ])
+        .resolve()
+        .unwrap();
         assert_eq!(c.roles, vec![Role::Query]);
         assert_eq!(c.query.stores, vec!["a:1".to_string()]);
         assert_eq!(c.query.timeout.as_secs(), 30);
@@ -529,7 +546,9 @@ mod tests {
 
     #[test]
     fn roles_flag_parses_list_and_rejects_unknown() {
-        let c = args(&["--roles", "sidecar,query", "--dev"]).resolve().unwrap();
+        let c = args(&["--roles", "sidecar,query", "--dev"])
+            .resolve()
+            .unwrap();
         assert_eq!(c.roles, vec![Role::Sidecar, Role::Query]);
         let v = vec!["skein", "node", "--roles", "gateway"];
         assert!(Cli::try_parse_from(v).is_err());
@@ -537,18 +556,36 @@ mod tests {
 
     #[test]
     fn grpc_needs_tls_unless_dev_and_tls_needs_all_files() {
-        let e = args(&["--roles", "sidecar"]).resolve().unwrap_err().to_string();
-        assert!(e.contains("mutual TLS") && e.contains("--dev"), "{e}");
-        // A querier without stores (to be discovered later) has no gRPC link yet.
-        assert!(args(&["--roles", "query"]).resolve().is_ok());
-        let e = args(&["--roles", "sidecar", "--tls.cert-file", "a", "--tls.ca-file", "c"])
+        let e = args(&["--roles", "sidecar"])
             .resolve()
             .unwrap_err()
             .to_string();
+        assert!(e.contains("mutual TLS") && e.contains("--dev"), "{e}");
+        // A querier without stores (to be discovered later) has no gRPC link yet.
+        assert!(args(&["--roles", "query"]).resolve().is_ok());
+        let e = args(&[
+            "--roles",
+            "sidecar",
+            "--tls.cert-file",
+            "a",
+            "--tls.ca-file",
+            "c",
+        ])
+        .resolve()
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("tls.key_file"), "{e}");
         let c = args(&[
-            "--roles", "sidecar", "--tls.cert-file", "a", "--tls.key-file", "b",
-            "--tls.ca-file", "c", "--tls.server-name", "n1",
+            "--roles",
+            "sidecar",
+            "--tls.cert-file",
+            "a",
+            "--tls.key-file",
+            "b",
+            "--tls.ca-file",
+            "c",
+            "--tls.server-name",
+            "n1",
         ])
         .resolve()
         .unwrap();

@@ -8,6 +8,7 @@ mod http;
 mod logging;
 mod readiness;
 mod run;
+mod tools;
 
 use std::process::ExitCode;
 
@@ -38,6 +39,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        cli::Command::Tools(cmd) => match tools::run(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("skein: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         cli::Command::Config(cli::ConfigCommand::Check { file }) => {
             match cli::NodeArgs::from_file(file.clone()).resolve() {
                 Ok(c) => {

@@ -78,7 +78,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         });
         let store = SidecarStore::new(addr, metrics);
         let (tx, rx) = oneshot::channel();
-        grpc_task = Some(crate::grpc::start_sidecar(config.grpc_address, tls.clone(), store, rx).await?);
+        grpc_task =
+            Some(crate::grpc::start_sidecar(config.grpc_address, tls.clone(), store, rx).await?);
         grpc_stop = Some(tx);
         tracing::info!(grpc = %config.grpc_address, prometheus = %s.prometheus_url, "sidecar role started");
     }

@@ -25,7 +25,8 @@ pub fn format_float(v: f64) -> String {
     }
 }
 
-/// A millisecond timestamp as JSON seconds: `1435781451.781`, `4`, `1.050`.
+/// A millisecond timestamp of a vector or matrix point as JSON seconds,
+/// as Prometheus writes them: `1435781451.781`, `4`, `1.050`.
 pub fn format_ts(ms: i64) -> String {
     let sign = if ms < 0 { "-" } else { "" };
     let abs = ms.unsigned_abs();
@@ -35,6 +36,12 @@ pub fn format_ts(ms: i64) -> String {
     } else {
         format!("{sign}{secs}.{frac:03}")
     }
+}
+
+/// A millisecond timestamp of a scalar or string result as JSON seconds:
+/// Prometheus writes these as plain floats (`1.5`, `4`, `1435781451.781`).
+pub fn format_ts_float(ms: i64) -> String {
+    format!("{}", ms as f64 / 1000.0)
 }
 
 /// A JSON string literal.
@@ -64,6 +71,10 @@ fn point(out: &mut String, t: i64, v: &str) {
     let _ = write!(out, "[{},{}]", format_ts(t), json_str(v));
 }
 
+fn float_point(out: &mut String, t: i64, v: &str) {
+    let _ = write!(out, "[{},{}]", format_ts_float(t), json_str(v));
+}
+
 fn samples_json(out: &mut String, samples: &[Sample]) {
     out.push('[');
     for (i, s) in samples.iter().enumerate() {
@@ -79,8 +90,8 @@ fn samples_json(out: &mut String, samples: &[Sample]) {
 pub fn value_json(v: &Value) -> String {
     let mut out = format!("{{\"resultType\":\"{}\",\"result\":", v.type_name());
     match v {
-        Value::Scalar { t, v } => point(&mut out, *t, &format_float(*v)),
-        Value::String { t, v } => point(&mut out, *t, v),
+        Value::Scalar { t, v } => float_point(&mut out, *t, &format_float(*v)),
+        Value::String { t, v } => float_point(&mut out, *t, v),
         Value::Vector(samples) => {
             out.push('[');
             for (i, s) in samples.iter().enumerate() {
@@ -170,12 +181,27 @@ mod tests {
         assert_eq!(format_ts(1050), "1.050");
         assert_eq!(format_ts(5), "0.005");
         assert_eq!(format_ts(-1500), "-1.500");
+        assert_eq!(format_ts_float(1500), "1.5");
+        assert_eq!(format_ts_float(1050), "1.05");
+        assert_eq!(format_ts_float(-1500), "-1.5");
+        assert_eq!(format_ts_float(4000), "4");
+        assert_eq!(format_ts_float(1_435_781_451_781), "1435781451.781");
     }
 
     #[test]
     fn values_shape() {
         let s = value_json(&Value::Scalar { t: 4000, v: 2.0 });
         assert_eq!(s, r#"{"resultType":"scalar","result":[4,"2"]}"#);
+        let s = value_json(&Value::Scalar {
+            t: 1500,
+            v: f64::INFINITY,
+        });
+        assert_eq!(s, r#"{"resultType":"scalar","result":[1.5,"+Inf"]}"#);
+        let s = value_json(&Value::String {
+            t: 1500,
+            v: "a".into(),
+        });
+        assert_eq!(s, r#"{"resultType":"string","result":[1.5,"a"]}"#);
         let l = Labels::from_pairs([("__name__", "up"), ("job", "a\"b")]);
         let v = value_json(&Value::Vector(vec![InstantSample {
             labels: l.clone(),

@@ -30,7 +30,7 @@ fn labels_query(
     }
     let start = time_param(p, "start", MIN_TIME_MS)?;
     let end = time_param(p, "end", MAX_TIME_MS)?;
-    let sets = match_param(p)?;
+    let sets = match_param(p, require_match)?;
     let limit = limit_param(p)?;
     let opts = request_options(p)?;
     Ok(handle.labels_query(start, end, sets, &opts, limit))

@@ -139,7 +139,9 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 pub fn time_param(p: &Params, name: &str, default: i64) -> Result<i64, ApiError> {
     match p.non_empty(name) {
         None => Ok(default),
-        Some(s) => parse_time(s).map_err(|e| ApiError::invalid_param(name, e)),
+        Some(s) => parse_time(s).map_err(|e| {
+            ApiError::invalid_param(name, format!("Invalid time value for '{name}': {e}"))
+        }),
     }
 }
 
@@ -172,13 +174,8 @@ pub fn duration_param(p: &Params, name: &str) -> Result<Option<Duration>, ApiErr
         return Ok(None);
     };
     let ms = parse_duration_ms(s).map_err(|e| ApiError::invalid_param(name, e))?;
-    if ms < 0 {
-        return Err(ApiError::invalid_param(
-            name,
-            format!("cannot parse {s:?} to a valid duration: negative"),
-        ));
-    }
-    Ok(Some(Duration::from_millis(ms.unsigned_abs())))
+    // A negative duration is an already expired deadline, as in Go.
+    Ok(Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))))
 }
 
 /// A boolean as Go's `strconv.ParseBool` reads it.
@@ -229,9 +226,19 @@ pub fn request_options(p: &Params) -> Result<RequestOptions, ApiError> {
     })
 }
 
-/// Parses the `match[]` selectors.
-pub fn match_param(p: &Params) -> Result<Vec<Vec<skein_promql::LabelMatcher>>, ApiError> {
-    skein_actors::query::parse_match_params(&p.all("match[]")).map_err(ApiError::bad_data)
+/// Parses the `match[]` selectors; `wrap` names the parameter in errors
+/// (Prometheus does so for `/series` only).
+pub fn match_param(
+    p: &Params,
+    wrap: bool,
+) -> Result<Vec<Vec<skein_promql::LabelMatcher>>, ApiError> {
+    skein_actors::query::parse_match_params(&p.all("match[]")).map_err(|e| {
+        if wrap {
+            ApiError::invalid_param("match[]", e)
+        } else {
+            ApiError::bad_data(e)
+        }
+    })
 }
 
 /// Now, in milliseconds.

@@ -71,14 +71,16 @@ fn range_params(p: &Params) -> Result<RangeParams, ApiError> {
     let start = required_time_param(p, "start")?;
     let end = required_time_param(p, "end")?;
     if end < start {
-        return Err(ApiError::bad_data(
+        return Err(ApiError::invalid_param(
+            "end",
             "end timestamp must not be before start time",
         ));
     }
     let step = parse_duration_ms(p.get("step").unwrap_or(""))
         .map_err(|e| ApiError::invalid_param("step", e))?;
     if step <= 0 {
-        return Err(ApiError::bad_data(
+        return Err(ApiError::invalid_param(
+            "step",
             "zero or negative query resolution step widths are not accepted. Try a positive integer",
         ));
     }

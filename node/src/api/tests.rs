@@ -254,7 +254,7 @@ async fn bad_requests_get_prometheus_errors() {
         get("/api/v1/query?query=up&time=abc"),
         bad,
         "bad_data",
-        "invalid parameter \"time\": cannot parse \"abc\" to a valid timestamp",
+        "invalid parameter \"time\": Invalid time value for 'time': cannot parse \"abc\" to a valid timestamp",
     )
     .await;
     expect_error(
@@ -262,7 +262,7 @@ async fn bad_requests_get_prometheus_errors() {
         get("/api/v1/query_range?query=up&start=10&end=5&step=1"),
         bad,
         "bad_data",
-        "end timestamp must not be before start time",
+        "invalid parameter \"end\": end timestamp must not be before start time",
     )
     .await;
     expect_error(
@@ -270,7 +270,7 @@ async fn bad_requests_get_prometheus_errors() {
         get("/api/v1/query_range?query=up&start=0&end=5&step=0"),
         bad,
         "bad_data",
-        "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        "invalid parameter \"step\": zero or negative query resolution step widths are not accepted. Try a positive integer",
     )
     .await;
     expect_error(
@@ -321,7 +321,30 @@ async fn bad_requests_get_prometheus_errors() {
         "no match[] parameter provided",
     )
     .await;
-    expect_error(&app, get("/api/v1/series?match[]=up{"), bad, "bad_data", "").await;
+    expect_error(
+        &app,
+        get("/api/v1/series?match[]=up{"),
+        bad,
+        "bad_data",
+        "invalid parameter \"match[]\": ",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/labels?match[]=up{"),
+        bad,
+        "bad_data",
+        "parse error: ",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/series?match[]=up&start=x"),
+        bad,
+        "bad_data",
+        "invalid parameter \"start\": Invalid time value for 'start': cannot parse \"x\" to a valid timestamp",
+    )
+    .await;
     expect_error(
         &app,
         get("/api/v1/label/1bad/values"),
