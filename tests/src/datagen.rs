@@ -9,6 +9,12 @@
 //! and offsets that are multiples of 15 s therefore never have a sample on a
 //! range boundary, and Prometheus 2.42 (closed ranges) and Prometheus 3
 //! (left-open ranges) must agree.
+//!
+//! Counters start far above zero (as on a long-running target): when a series
+//! starts inside a rate() range, Prometheus 2.42 and 3 order the "extrapolate
+//! to the counter's zero point" and "series starts within the range" rules
+//! differently and can disagree; with a zero point far away both give the
+//! same, Prometheus 3 answer.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -301,7 +307,7 @@ fn counters(spec: &DataSpec, targets: &[Target], rng: &mut XorShift64) -> Family
     let mut series = Vec::new();
     for (ti, t) in targets.iter().enumerate() {
         for (code, hi) in [("200", 20.0), ("500", 2.0)] {
-            let mut v = rng.rounded(0.0, 1000.0, 2);
+            let mut v = rng.rounded(1000.0, 5000.0, 2);
             // One series per cluster restarts half-way: rate() must handle the reset.
             let reset_at = (ti == 0 && code == "500").then_some(spec.slots / 2);
             let samples = t
@@ -393,8 +399,14 @@ fn histogram(targets: &[Target], rng: &mut XorShift64) -> Family {
         let mut buckets = vec![Vec::with_capacity(t.times.len()); HISTOGRAM_BUCKETS.len()];
         let mut sums = Vec::with_capacity(t.times.len());
         let mut counts = Vec::with_capacity(t.times.len());
+        // Cumulative counts start high (see the module docs), monotonic in le.
         let mut cum = vec![0.0f64; HISTOGRAM_BUCKETS.len()];
-        let mut sum = 0.0f64;
+        let mut acc = 0.0;
+        for c in cum.iter_mut() {
+            acc += rng.range_i64(1000, 3000) as f64;
+            *c = acc;
+        }
+        let mut sum = rng.rounded(1000.0, 3000.0, 3);
         for ts in &t.times {
             let n = rng.range_i64(0, 20);
             for _ in 0..n {

@@ -10,7 +10,7 @@ use crate::http::ApiClient;
 use crate::labels::LabelSet;
 use crate::ports::free_port;
 use crate::process::ProcessGuard;
-use crate::wait::poll_until;
+use crate::wait::wait_ready;
 
 /// Installed Prometheus binary.
 pub const PROMETHEUS: &str = "/usr/bin/prometheus";
@@ -71,20 +71,7 @@ impl PrometheusServer {
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        let probe = ApiClient::with_timeout(&self.url, Duration::from_secs(2))?;
-        let name = self.name.clone();
-        let guard = &mut self.guard;
-        poll_until(
-            &format!("{name} /-/ready"),
-            timeout,
-            Duration::from_millis(100),
-            || {
-                if let Some(status) = guard.exited() {
-                    anyhow::bail!("{name} exited with {status}:\n{}", guard.log_tail(30));
-                }
-                Ok((probe.status_of("/-/ready").ok() == Some(200)).then_some(()))
-            },
-        )
+        wait_ready(&mut self.guard, &self.url, timeout)
     }
 
     /// The process guard (log tail, pid).

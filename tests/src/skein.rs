@@ -12,7 +12,7 @@ use anyhow::bail;
 use crate::http::ApiClient;
 use crate::ports::free_addr;
 use crate::process::ProcessGuard;
-use crate::wait::poll_until;
+use crate::wait::wait_ready;
 
 /// How long a skein node may take to become ready.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -90,9 +90,13 @@ impl SkeinNode {
         let http = free_addr()?;
         let grpc = free_addr()?;
         let mut cmd = Command::new(bin);
-        cmd.arg("node")
-            .args(args)
-            .arg("--http-address")
+        // Plaintext gRPC on loopback (`--dev`) unless the caller passes TLS files.
+        let tls = args.iter().any(|a| a.starts_with("--tls."));
+        cmd.arg("node").args(args);
+        if !tls {
+            cmd.arg("--dev");
+        }
+        cmd.arg("--http-address")
             .arg(http.to_string())
             .arg("--grpc-address")
             .arg(grpc.to_string())
@@ -115,20 +119,7 @@ impl SkeinNode {
     }
 
     fn wait_ready(&mut self, timeout: Duration) -> anyhow::Result<()> {
-        let probe = ApiClient::with_timeout(&self.http_url, Duration::from_secs(2))?;
-        let name = self.name.clone();
-        let guard = &mut self.guard;
-        poll_until(
-            &format!("{name} /-/ready"),
-            timeout,
-            Duration::from_millis(100),
-            || {
-                if let Some(status) = guard.exited() {
-                    bail!("{name} exited with {status}:\n{}", guard.log_tail(30));
-                }
-                Ok((probe.status_of("/-/ready").ok() == Some(200)).then_some(()))
-            },
-        )
+        wait_ready(&mut self.guard, &self.http_url, timeout)
     }
 
     /// The gRPC address as `host:port` for `--query.store`.
