@@ -658,3 +658,58 @@ async fn sidecar_becomes_ready_when_prometheus_comes_up() {
     let info = f.info.info(InfoRequest {}).await.unwrap().into_inner();
     assert_eq!(info.label_sets[0].labels.len(), 2);
 }
+
+/// Many series over several metric names, some of which sort differently
+/// once external labels are added: the whole answer arrives complete and
+/// sorted, through many remote-read frames. Prints the time taken.
+#[actix_rt::test]
+async fn large_answer_is_complete_and_sorted() {
+    let (t0, _) = dataset();
+    let mut data = Vec::new();
+    for metric in 0..8 {
+        for a in 0..25 {
+            for b in 0..10 {
+                // Every tenth series lacks `b` (it sorts before its
+                // siblings in Prometheus but after them once `cluster` and
+                // `replica` are added).
+                let mut labels = vec![
+                    ("__name__".to_string(), format!("metric_{metric}")),
+                    ("a".to_string(), format!("{a:03}")),
+                ];
+                if b > 0 {
+                    labels.push(("b".to_string(), format!("{b}")));
+                }
+                let base = (metric * 1000 + a * 10 + b) as f64;
+                data.push(TestSeries {
+                    labels,
+                    samples: (0..SAMPLES)
+                        .map(|i| (t0 + i * STEP_S * 1000, base + i as f64))
+                        .collect(),
+                });
+            }
+        }
+    }
+    let prom = TestPrometheus::start(EXT_CONFIG, Some(&openmetrics(&data))).await;
+    let mut f = start_sidecar(prom).await;
+    wait_ready(&f.addr).await;
+    let tend = t0 + (SAMPLES - 1) * STEP_S * 1000;
+    let ms = vec![m(Type::Re, "__name__", "metric_.*")];
+    let started = std::time::Instant::now();
+    let got = series(&mut f.store, req(ms.clone(), t0, tend))
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let want = expected(&data, &ms, t0, tend);
+    assert_eq!(got.len(), want.len());
+    let labels: Vec<&LabelSet> = got.iter().map(|g| &g.0).collect();
+    let mut sorted = labels.clone();
+    sorted.sort();
+    assert_eq!(labels, sorted, "answer not sorted");
+    assert_eq!(trim(got, t0, tend), want);
+    let samples = want.iter().map(|w| w.1.len()).sum::<usize>();
+    eprintln!(
+        "Series: {} series, {samples} samples in {took:?} ({:.0} samples/s, debug build)",
+        want.len(),
+        samples as f64 / took.as_secs_f64()
+    );
+}
