@@ -8,6 +8,8 @@ use crate::matchers::CompiledMatcher;
 
 const METRIC_NAME: &str = "__name__";
 
+const EMPTY_MATCHER_ERROR: &str = "match[] must contain at least one non-empty matcher";
+
 /// Parses one series selector. Errors read like Prometheus's.
 pub fn parse_selector(s: &str) -> Result<Vec<LabelMatcher>, String> {
     let expr = parser::parse(s).map_err(|e| {
@@ -51,14 +53,22 @@ pub fn parse_selector(s: &str) -> Result<Vec<LabelMatcher>, String> {
 pub fn parse_match_params(values: &[String]) -> Result<Vec<Vec<LabelMatcher>>, String> {
     let mut sets = Vec::with_capacity(values.len());
     for v in values {
-        let ms = parse_selector(v)?;
+        let ms = parse_selector(v).map_err(|e| {
+            // The parser refuses `{a=~".*"}` itself; say it as Prometheus's
+            // API does.
+            if e.contains("at least one non-empty matcher") {
+                EMPTY_MATCHER_ERROR.to_string()
+            } else {
+                e
+            }
+        })?;
         let mut any_non_empty = false;
         for m in &ms {
             let c = CompiledMatcher::new(m).map_err(|e| e.to_string())?;
             any_non_empty |= !c.matches("");
         }
         if !any_non_empty {
-            return Err("match[] must contain at least one non-empty matcher".to_string());
+            return Err(EMPTY_MATCHER_ERROR.to_string());
         }
         sets.push(ms);
     }
@@ -87,7 +97,7 @@ mod tests {
     #[test]
     fn empty_matching_selectors_are_refused() {
         let e = parse_match_params(&[r#"{job=~".*"}"#.to_string()]).unwrap_err();
-        assert!(e.contains("at least one non-empty matcher"), "{e}");
+        assert_eq!(e, EMPTY_MATCHER_ERROR);
         assert_eq!(parse_match_params(&["up".to_string()]).unwrap().len(), 1);
     }
 }

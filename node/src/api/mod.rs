@@ -9,6 +9,8 @@ pub mod query;
 pub mod stores;
 
 #[cfg(test)]
+mod compat_tests;
+#[cfg(test)]
 mod tests;
 
 use actix_web::{HttpResponse, web};
