@@ -188,7 +188,7 @@ impl SidecarActor {
 async fn poll(client: &PrometheusClient) -> Result<Polled, PrometheusError> {
     let labels = client.fetch_external_labels().await?;
     let min_time = match client.min_time().await {
-        Ok(t) => t,
+        Ok(t) => advertised_min_time(t, now_ms()),
         Err(PrometheusError::NoLowestTimestamp) => {
             tracing::warn!(
                 "Prometheus does not expose its lowest timestamp; advertising no lower bound"
