@@ -4,9 +4,11 @@
 //! - [`query`]: the store set, fan-out over StoreAPIs, merge and dedup, and
 //!   the [`skein_promql::SeriesSource`] the engine reads from.
 //! - [`shipper`]: uploads Prometheus's finished blocks to object storage.
+//! - [`store`]: serves the blocks of an object-storage bucket over the StoreAPI.
 //! - [`matchers`]: label and matcher conversions shared by both.
 
 pub mod matchers;
 pub mod query;
 pub mod shipper;
 pub mod sidecar;
+pub mod store;
