@@ -15,7 +15,9 @@ const HOURS: i64 = 24;
 const END_MS: i64 = HOURS * 3_600_000;
 
 fn build_source() -> MemSource {
-    let les = ["0.005", "0.01", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf"];
+    let les = [
+        "0.005", "0.01", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5", "+Inf",
+    ];
     let n = (END_MS / SCRAPE_MS) as usize;
     let mut series = Vec::with_capacity(10_000);
     for job in 0..10 {
@@ -32,9 +34,13 @@ fn build_source() -> MemSource {
                 ]);
                 let mut v = 0.0;
                 let mut samples = Vec::with_capacity(n);
-                let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(bi as u64);
+                let mut x = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(bi as u64);
                 for i in 0..n {
-                    x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     v += ((x >> 33) % 10) as f64 * (bi + 1) as f64;
                     // An occasional counter reset.
                     if i % 20_000 == 19_999 {
@@ -70,7 +76,10 @@ fn bench_engine(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(20));
 
     let instant: [(&str, &str); 3] = [
-        ("instant_sum_rate", "sum(rate(request_duration_seconds_bucket[5m]))"),
+        (
+            "instant_sum_rate",
+            "sum(rate(request_duration_seconds_bucket[5m]))",
+        ),
         (
             "instant_topk_max_over_time",
             "topk(5, max_over_time(request_duration_seconds_bucket{le=\"+Inf\"}[1h]))",

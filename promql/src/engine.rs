@@ -62,10 +62,34 @@ impl Drop for CancelOnDrop {
 }
 
 /// Parses a query, with errors worded as Prometheus's ("parse error: ...").
+/// Syntax promql-parser accepts beyond PromQL (`or` between label
+/// matchers) is rejected.
 pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
-    parser::parse(query).map_err(|m| QueryError::Parse {
+    let expr = parser::parse(query).map_err(|m| QueryError::Parse {
         message: format!("parse error: {m}"),
-    })
+    })?;
+    if has_or_matchers(&expr) {
+        return Err(QueryError::Parse {
+            message: "parse error: unexpected \"or\" in label matching".into(),
+        });
+    }
+    Ok(expr)
+}
+
+fn has_or_matchers(e: &Expr) -> bool {
+    match e {
+        Expr::VectorSelector(vs) => !vs.matchers.or_matchers.is_empty(),
+        Expr::MatrixSelector(ms) => !ms.vs.matchers.or_matchers.is_empty(),
+        Expr::Aggregate(a) => {
+            has_or_matchers(&a.expr) || a.param.as_deref().is_some_and(has_or_matchers)
+        }
+        Expr::Unary(u) => has_or_matchers(&u.expr),
+        Expr::Binary(b) => has_or_matchers(&b.lhs) || has_or_matchers(&b.rhs),
+        Expr::Paren(p) => has_or_matchers(&p.expr),
+        Expr::Subquery(s) => has_or_matchers(&s.expr),
+        Expr::Call(c) => c.args.args.iter().any(|a| has_or_matchers(a)),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => false,
+    }
 }
 
 impl Engine {

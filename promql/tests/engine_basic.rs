@@ -101,3 +101,92 @@ async fn errors_carry_prometheus_types() {
         .unwrap_err();
     assert!(matches!(e, QueryError::TooManySamples), "{e}");
 }
+
+#[tokio::test]
+async fn or_between_matchers_is_rejected() {
+    let e = instant(r#"reqs_total{job="a" or job="b"}"#, 0)
+        .await
+        .unwrap_err();
+    assert_eq!(e.http_status(), 400, "{e}");
+}
+
+fn big_source(series: usize, samples: i64) -> MemSource {
+    MemSource::new(
+        (0..series)
+            .map(|i| {
+                let inst = i.to_string();
+                Series::new(
+                    Labels::from_pairs([("__name__", "m"), ("i", inst.as_str())]),
+                    (0..samples)
+                        .map(|t| Sample {
+                            t: t * 1000,
+                            v: t as f64,
+                        })
+                        .collect(),
+                )
+            })
+            .collect(),
+    )
+}
+
+#[tokio::test]
+async fn slow_queries_time_out() {
+    let src = big_source(500, 20_000);
+    let e = Engine::new(EngineOptions {
+        timeout: std::time::Duration::from_millis(5),
+        ..Default::default()
+    });
+    let err = e
+        .query_range(
+            &src,
+            "quantile_over_time(0.5, m[10m])",
+            0,
+            20_000_000,
+            1000,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueryError::Timeout), "{err}");
+    assert_eq!(err.error_type(), "timeout");
+}
+
+#[test]
+fn dropped_queries_stop_evaluating() {
+    // One blocking thread: if a dropped query kept evaluating, the next
+    // query could not start until it finished (minutes for this one).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let src = big_source(500, 20_000);
+        let e = Engine::new(EngineOptions::default());
+        let opts = QueryOptions::default();
+        let fut = e.query_range(
+            &src,
+            "quantile_over_time(0.5, m[10m])",
+            0,
+            20_000_000,
+            1000,
+            &opts,
+        );
+        let r = tokio::time::timeout(std::time::Duration::from_millis(50), fut).await;
+        assert!(r.is_err(), "query should not finish in 50ms");
+        let started = std::time::Instant::now();
+        let out = e
+            .query_instant(&src, "count(m)", 1000, &opts)
+            .await
+            .unwrap();
+        let Value::Vector(v) = out.value else {
+            panic!("not a vector")
+        };
+        assert_eq!(v[0].v, 500.0);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "follow-up query waited {:?}",
+            started.elapsed()
+        );
+    });
+}
