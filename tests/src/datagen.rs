@@ -268,7 +268,10 @@ impl Dataset {
             self.write_openmetrics(&mut w)?;
             w.flush()?;
         }
-        create_blocks(&om, data_dir, scratch, timeout)
+        create_blocks(&om, data_dir, scratch, timeout)?;
+        // The text is several times the size of the blocks; keep only the blocks.
+        std::fs::remove_file(&om)?;
+        Ok(())
     }
 }
 
