@@ -243,3 +243,31 @@ impl Handler<Refresh> for SidecarActor {
         Box::pin(self.poll_future().map(|_, act, _| act.state.ready))
     }
 }
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The min time to advertise from Prometheus's lowest timestamp. An empty
+/// TSDB reports a value far in the future; its first sample can come at any
+/// moment (and backfilled blocks from the past), so the sidecar then claims
+/// no lower bound rather than hiding from queriers until the next refresh.
+fn advertised_min_time(lowest: i64, now_ms: i64) -> i64 {
+    if lowest > now_ms { i64::MIN } else { lowest }
+}
+
+#[cfg(test)]
+mod min_time_tests {
+    use super::advertised_min_time;
+
+    #[test]
+    fn empty_tsdb_advertises_no_lower_bound() {
+        let now = 1_795_649_849_000;
+        assert_eq!(advertised_min_time(i64::MAX, now), i64::MIN);
+        assert_eq!(advertised_min_time(now + 60_000, now), i64::MIN);
+        assert_eq!(advertised_min_time(now - 3_600_000, now), now - 3_600_000);
+    }
+}
