@@ -1,0 +1,545 @@
+//! One run end to end: topology, data, processes, workload, schedule,
+//! heal, verdicts, report. Everything is torn down on return, on error,
+//! on panic (Drop guards) and on Ctrl-C.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use serde_json::Value;
+
+use crate::datagen::DataSpec;
+use crate::invariants::{self, Facts, WindowRun};
+use crate::nemesis::Nemesis;
+use crate::oracle::{Kind, Oracle, Query};
+use crate::procs::{Procs, wait_ready};
+use crate::prometheus;
+use crate::report::{self, Report, Stats};
+use crate::schedule::{self, Pace, Targets};
+use crate::topology::bridge::Topology;
+use crate::workload::{self, Inject, Outcome, Record, Target};
+
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub seed: u64,
+    pub duration: Duration,
+    pub out_dir: PathBuf,
+    pub skein: PathBuf,
+    pub clusters: usize,
+    pub instances: usize,
+    pub hours: i64,
+    pub qps: f64,
+    pub pace: Pace,
+    /// Namespace name tag (unique per concurrent run in one process).
+    pub tag: String,
+    pub inject: Inject,
+    /// Seconds after a heal before answers must be exact again.
+    pub grace_s: f64,
+    /// Bound on store-set convergence after a heal.
+    pub converge_bound_s: f64,
+    /// A fixed list of faults instead of the seeded schedule (self-tests).
+    pub script: Option<Vec<schedule::Window>>,
+}
+
+impl RunConfig {
+    pub fn new(seed: u64, duration: Duration, out_dir: PathBuf, skein: PathBuf) -> RunConfig {
+        RunConfig {
+            seed,
+            duration,
+            out_dir,
+            skein,
+            clusters: 2,
+            instances: 6,
+            hours: 3,
+            qps: 5.0,
+            pace: Pace::default(),
+            tag: String::new(),
+            inject: Inject::None,
+            grace_s: 15.0,
+            converge_bound_s: 20.0,
+            script: None,
+        }
+    }
+}
+
+/// Runs the whole episode on a thread inside the router namespace.
+pub fn run(cfg: RunConfig) -> anyhow::Result<Report> {
+    if !cfg.skein.is_file() {
+        bail!("skein binary {} not found (cargo build -p skein-node)", cfg.skein.display());
+    }
+    for tool in ["ip", "nft", "prometheus", "promtool"] {
+        let found = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+            .unwrap_or(false);
+        if !found {
+            bail!("`{tool}` not found on PATH (apt-get install nftables / prometheus)");
+        }
+    }
+    std::fs::create_dir_all(cfg.out_dir.join("logs"))?;
+    std::fs::create_dir_all(cfg.out_dir.join("data"))?;
+    let handle = std::thread::Builder::new()
+        .name("skein-chaos".into())
+        .spawn(move || -> anyhow::Result<Report> {
+            let mut topo = Topology::new(&cfg.tag).context("router namespace")?;
+            let layout = Layout::build(&mut topo, cfg.clusters).context("host namespaces")?;
+            topo.router.enter_current_thread()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(4)
+                .enable_all()
+                .build()?;
+            let res = rt.block_on(episode(&cfg, &topo, &layout));
+            drop(rt);
+            topo.teardown();
+            res
+        })?;
+    match handle.join() {
+        Ok(r) => r,
+        Err(_) => bail!("the run panicked; namespaces and processes were torn down"),
+    }
+}
+
+/// Host names, addresses and process names of the run.
+pub struct Layout {
+    /// (cluster, replica) -> (host, addr)
+    pub pods: BTreeMap<(usize, usize), (String, String)>,
+    /// cluster -> (host, addr)
+    pub queriers: BTreeMap<usize, (String, String)>,
+    pub hosts: BTreeMap<String, crate::topology::netns::Netns>,
+}
+
+impl Layout {
+    fn build(topo: &mut Topology, clusters: usize) -> anyhow::Result<Layout> {
+        let mut l = Layout {
+            pods: BTreeMap::new(),
+            queriers: BTreeMap::new(),
+            hosts: BTreeMap::new(),
+        };
+        for c in 0..clusters {
+            let subnet = u8::try_from(c + 1)?;
+            for r in 0..2usize {
+                let name = format!("c{}n{r}", c + 1);
+                let h = topo.add_host(&name, subnet, 10 + r as u8)?;
+                l.hosts.insert(name.clone(), h.ns.clone());
+                l.pods.insert((c, r), (name, h.addr));
+            }
+            let name = format!("c{}q", c + 1);
+            let h = topo.add_host(&name, subnet, 20)?;
+            l.hosts.insert(name.clone(), h.ns.clone());
+            l.queriers.insert(c, (name, h.addr));
+        }
+        Ok(l)
+    }
+
+    fn prom(c: usize, r: usize) -> String {
+        format!("c{}p{r}", c + 1)
+    }
+
+    fn sidecar(c: usize, r: usize) -> String {
+        format!("c{}s{r}", c + 1)
+    }
+
+    fn querier(c: usize) -> String {
+        format!("c{}q", c + 1)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn lock(p: &Arc<Mutex<Procs>>) -> anyhow::Result<std::sync::MutexGuard<'_, Procs>> {
+    p.lock().map_err(|_| anyhow::anyhow!("process registry poisoned"))
+}
+
+async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::Result<Report> {
+    let abort = Arc::new(AtomicBool::new(false));
+    {
+        let abort = abort.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                tracing::warn!("Ctrl-C: stopping the run and tearing down");
+                abort.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(Duration::from_secs(2))
+        .build()?;
+    let spec = DataSpec::ending_before(cfg.seed, cfg.clusters, cfg.instances, cfg.hours, now_ms());
+    let oracle = Arc::new(Oracle::new(spec.clone()));
+    let procs = Arc::new(Mutex::new(Procs::new(cfg.out_dir.join("logs"), Instant::now())));
+    let mut notes = Vec::new();
+
+    // Data and Prometheus pairs.
+    for c in 0..cfg.clusters {
+        for r in 0..2 {
+            let dir = cfg.out_dir.join("data").join(format!("c{}r{r}", c + 1));
+            let s = spec.clone();
+            let d = dir.clone();
+            tokio::task::spawn_blocking(move || s.write_blocks(c, &d))
+                .await?
+                .map_err(anyhow::Error::msg)?;
+            let conf = prometheus::write_config(&dir, &DataSpec::cluster_name(c), &r.to_string())?;
+            let (host, _) = layout.pods.get(&(c, r)).context("pod")?;
+            let ns = layout.hosts.get(host).context("host")?;
+            lock(&procs)?.add(prometheus::spec(
+                &Layout::prom(c, r),
+                ns,
+                &conf,
+                &dir.join("tsdb"),
+                "127.0.0.1:9090",
+            ))?;
+        }
+    }
+    // Prometheus listens on the pod's loopback; check it from inside the pod
+    // through the sidecar's readiness instead (the sidecar reads it).
+    let mut stores = Vec::new();
+    for ((c, r), (host, addr)) in &layout.pods {
+        let ns = layout.hosts.get(host).context("host")?;
+        lock(&procs)?.add(prometheus::sidecar_spec(
+            &Layout::sidecar(*c, *r),
+            ns,
+            &cfg.skein,
+            addr,
+            "http://127.0.0.1:9090",
+        ))?;
+        stores.push(format!("{addr}:10901"));
+    }
+    let replica_label = if cfg.inject == Inject::NoDedup {
+        "chaos_no_such_label"
+    } else {
+        "replica"
+    };
+    let mut targets = Vec::new();
+    for (c, (host, addr)) in &layout.queriers {
+        let ns = layout.hosts.get(host).context("host")?;
+        lock(&procs)?.add(prometheus::querier_spec(
+            &Layout::querier(*c),
+            ns,
+            &cfg.skein,
+            addr,
+            &stores,
+            replica_label,
+        ))?;
+        targets.push(Target {
+            name: Layout::querier(*c),
+            base_url: format!("http://{addr}:10902"),
+        });
+    }
+    let setup_start = Instant::now();
+    for name in lock(&procs)?.names() {
+        let Some(url) = lock(&procs)?.ready_url(&name) else {
+            continue;
+        };
+        if url.contains("127.0.0.1") {
+            continue;
+        }
+        if let Err(e) = wait_ready(&client, &url, Duration::from_secs(60)).await {
+            let logs = crate::procs::tail(&lock(&procs)?.log_path(&name));
+            bail!("{name}: {e}\n{logs}");
+        }
+    }
+    let baseline = baseline(&client, &oracle, &targets, cfg.inject, &abort).await;
+    let baseline = baseline.map(|_| setup_start.elapsed().as_secs_f64());
+
+    // The episode proper.
+    let t0 = Instant::now();
+    lock(&procs)?.set_epoch(t0);
+    let mut process_names = lock(&procs)?.names();
+    process_names.sort();
+    let targets_spec = Targets {
+        clusters: cfg.clusters,
+        processes: process_names,
+        sidecars: vec![],
+        hosts: layout.hosts.keys().cloned().collect(),
+        s3: false,
+        shipper: false,
+    };
+    let mut sched =
+        schedule::generate(cfg.seed, cfg.duration.as_secs_f64(), &targets_spec, cfg.pace);
+    if let Some(script) = &cfg.script {
+        sched.windows = script.clone();
+    }
+    let nemesis = Arc::new(Nemesis {
+        procs: procs.clone(),
+        router: topo.router.clone(),
+        hosts: layout.hosts.clone(),
+        queriers: layout.queriers.keys().map(|c| Layout::querier(*c)).collect(),
+        s3: None,
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let records: Arc<Mutex<Vec<Record>>> = Arc::new(Mutex::new(Vec::new()));
+    let load = tokio::spawn(workload::run(
+        client.clone(),
+        oracle.clone(),
+        targets.clone(),
+        cfg.seed,
+        cfg.qps,
+        cfg.inject,
+        t0,
+        stop.clone(),
+        records.clone(),
+    ));
+    let monitor = tokio::spawn(monitor(procs.clone(), stop.clone()));
+
+    let mut runs: Vec<WindowRun> = vec![WindowRun::default(); sched.windows.len()];
+    let mut convergences = Vec::new();
+    for (i, w) in sched.windows.iter().enumerate() {
+        if !sleep_until(t0, w.start_s, &abort).await {
+            break;
+        }
+        let run = runs.get_mut(i).context("window")?;
+        run.began_s = Some(t0.elapsed().as_secs_f64());
+        let (n, f) = (nemesis.clone(), w.fault.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || n.begin(&f)).await? {
+            run.begin_error = Some(e);
+        }
+        tracing::info!(window = w.id, fault = %w.fault.label(), "fault begins");
+        let reached = sleep_until(t0, w.end_s, &abort).await;
+        let (n, f) = (nemesis.clone(), w.fault.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || n.end(&f)).await? {
+            run.heal_error = Some(e);
+        }
+        let healed = t0.elapsed().as_secs_f64();
+        run.healed_s = Some(healed);
+        tracing::info!(window = w.id, "fault healed");
+        convergences.push((
+            i,
+            tokio::spawn(converge(
+                client.clone(),
+                targets.clone(),
+                stores.len(),
+                Duration::from_secs_f64(cfg.converge_bound_s * 3.0),
+            )),
+        ));
+        if !reached {
+            break;
+        }
+    }
+    sleep_until(t0, cfg.duration.as_secs_f64(), &abort).await;
+    stop.store(true, Ordering::SeqCst);
+    let _ = tokio::time::timeout(Duration::from_secs(40), load).await;
+    for (i, h) in convergences {
+        if let (Ok(Ok(s)), Some(run)) = (
+            tokio::time::timeout(Duration::from_secs(90), h).await,
+            runs.get_mut(i),
+        ) {
+            run.converged_after_s = s;
+        }
+    }
+    let _ = monitor.await;
+    // Heal anything still active (an abort mid-window), then stop all.
+    for w in &sched.windows {
+        let _ = nemesis.end(&w.fault);
+    }
+    {
+        let p = procs.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Ok(mut p) = p.lock() {
+                p.shutdown(Duration::from_secs(10));
+            }
+        })
+        .await?;
+    }
+    if abort.load(Ordering::SeqCst) {
+        notes.push("the run was interrupted (Ctrl-C) before its end".into());
+    }
+    let records = records.lock().map(|v| v.clone()).unwrap_or_default();
+    let crashes = lock(&procs)?.crashes.clone();
+    let facts = Facts {
+        records: &records,
+        crashes: &crashes,
+        windows: &sched.windows,
+        runs: &runs,
+        warmup_s: sched.warmup_s,
+        grace_s: cfg.grace_s,
+        converge_bound_s: cfg.converge_bound_s,
+        baseline,
+        storage: None,
+    };
+    let invariants = invariants::evaluate(&facts);
+    let (windows, quiet) = report::window_stats(&records, &sched.windows, &runs);
+    notes.push(format!(
+        "queriers: --query.info-interval={} --query.info-timeout={} --query.store-timeout={}; grace after heal {:.0}s",
+        prometheus::TIMING.info_interval,
+        prometheus::TIMING.info_timeout,
+        prometheus::TIMING.store_timeout,
+        cfg.grace_s
+    ));
+    let report = Report {
+        seed: cfg.seed,
+        duration_s: cfg.duration.as_secs_f64(),
+        qps: cfg.qps,
+        inject: cfg.inject,
+        skein: cfg.skein.display().to_string(),
+        topology: topology_lines(topo, layout),
+        data: spec,
+        schedule: sched,
+        windows,
+        quiet,
+        overall: Stats::of(records.iter()),
+        passed: invariants::all_pass(&invariants),
+        invariants,
+        crashes,
+        notes,
+    };
+    report::json::write(&cfg.out_dir, &report, &records)?;
+    std::fs::write(cfg.out_dir.join("report.md"), report::markdown::render(&report))?;
+    if let Err(e) = report::chart::write(&cfg.out_dir.join("chart.svg"), &report, &records) {
+        tracing::warn!("chart: {e}");
+    }
+    Ok(report)
+}
+
+fn topology_lines(topo: &Topology, layout: &Layout) -> Vec<String> {
+    let mut v = vec![format!(
+        "router namespace {} with one bridge per cluster subnet 10.77.N.0/24, ip_forward on",
+        topo.router.name
+    )];
+    for ((c, r), (host, addr)) in &layout.pods {
+        v.push(format!(
+            "{host} ({addr}): Prometheus {} (cluster=c{}, replica=\"{r}\") + sidecar {}",
+            Layout::prom(*c, *r),
+            c + 1,
+            Layout::sidecar(*c, *r)
+        ));
+    }
+    for (c, (host, addr)) in &layout.queriers {
+        v.push(format!(
+            "{host} ({addr}): querier {} over every sidecar (static --query.store)",
+            Layout::querier(*c)
+        ));
+    }
+    v
+}
+
+/// Sleeps until `at_s` after `t0`; false if aborted first.
+async fn sleep_until(t0: Instant, at_s: f64, abort: &AtomicBool) -> bool {
+    let target = t0 + Duration::from_secs_f64(at_s.max(0.0));
+    while Instant::now() < target {
+        if abort.load(Ordering::SeqCst) {
+            return false;
+        }
+        let left = target.saturating_duration_since(Instant::now());
+        tokio::time::sleep(left.min(Duration::from_millis(200))).await;
+    }
+    !abort.load(Ordering::SeqCst)
+}
+
+/// Restarts processes that exited on their own (the exit is recorded).
+async fn monitor(procs: Arc<Mutex<Procs>>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Ok(mut p) = procs.lock() else { return };
+        for name in p.check() {
+            tracing::error!(process = %name, "exited unexpectedly; restarting");
+            let _ = p.start(&name);
+        }
+    }
+}
+
+/// Waits until every querier answers a count exactly (bounded).
+async fn baseline(
+    client: &reqwest::Client,
+    oracle: &Oracle,
+    targets: &[Target],
+    inject: Inject,
+    abort: &AtomicBool,
+) -> Result<(), String> {
+    let spec = oracle.spec();
+    let q = Query {
+        kind: Kind::CountByCluster,
+        promql: Kind::CountByCluster.promql(),
+        start_ms: spec.start_ms + 3_600_000,
+        range: None,
+    };
+    let within = if inject == Inject::None { 60 } else { 10 };
+    let deadline = Instant::now() + Duration::from_secs(within);
+    let mut last = String::new();
+    for t in targets {
+        loop {
+            if abort.load(Ordering::SeqCst) {
+                return Err("aborted".into());
+            }
+            let r = workload::one(client, oracle, t, q.clone(), inject, Instant::now()).await;
+            if r.outcome == Outcome::Exact {
+                break;
+            }
+            last = format!("{}: {:?} {} {:?}", t.name, r.outcome, r.detail, r.warnings);
+            if Instant::now() > deadline {
+                return Err(format!("no exact answer within {within}s of start-up: {last}"));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    let _ = last;
+    Ok(())
+}
+
+/// Seconds until every querier's /api/v1/stores lists `n` healthy stores,
+/// or None if that does not happen within `bound`.
+async fn converge(
+    client: reqwest::Client,
+    targets: Vec<Target>,
+    n: usize,
+    bound: Duration,
+) -> Option<f64> {
+    let start = Instant::now();
+    while start.elapsed() < bound {
+        let mut all = true;
+        for t in &targets {
+            if healthy_stores(&client, &t.base_url).await != Some(n) {
+                all = false;
+                break;
+            }
+        }
+        if all {
+            return Some(start.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+/// Number of stores with no last error, from `/api/v1/stores`.
+pub async fn healthy_stores(client: &reqwest::Client, base: &str) -> Option<usize> {
+    let r = client
+        .get(format!("{base}/api/v1/stores"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    let v: Value = r.json_value().await?;
+    let groups = v.get("data")?.as_object()?;
+    Some(
+        groups
+            .values()
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter(|s| s.get("lastError").is_none_or(Value::is_null))
+            .filter(|s| {
+                s.get("lastCheck")
+                    .and_then(Value::as_str)
+                    .is_some_and(|t| !t.starts_with("0001-"))
+            })
+            .count(),
+    )
+}
+
+trait JsonValue {
+    async fn json_value(self) -> Option<Value>;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> Option<Value> {
+        let b = self.bytes().await.ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+}

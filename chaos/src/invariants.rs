@@ -1,0 +1,225 @@
+//! Invariant verdicts over a finished run.
+
+use serde::Serialize;
+
+use crate::procs::Crash;
+use crate::schedule::Window;
+use crate::workload::{Outcome, Record};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Skipped,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Invariant {
+    pub name: &'static str,
+    pub verdict: Verdict,
+    pub detail: String,
+}
+
+/// What happened to one window at run time.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct WindowRun {
+    pub began_s: Option<f64>,
+    pub healed_s: Option<f64>,
+    pub begin_error: Option<String>,
+    pub heal_error: Option<String>,
+    /// Seconds from heal until every querier lists every store healthy.
+    pub converged_after_s: Option<f64>,
+}
+
+/// The facts the verdicts are drawn from.
+pub struct Facts<'a> {
+    pub records: &'a [Record],
+    pub crashes: &'a [Crash],
+    pub windows: &'a [Window],
+    pub runs: &'a [WindowRun],
+    pub warmup_s: f64,
+    pub grace_s: f64,
+    pub converge_bound_s: f64,
+    pub baseline: Result<f64, String>,
+    pub storage: Option<String>,
+}
+
+/// True when `t` lies in a quiet period: after warm-up, outside every
+/// fault window and at least `grace` after each one's heal.
+pub fn is_steady(t: f64, f: &Facts) -> bool {
+    if t < f.warmup_s {
+        return false;
+    }
+    f.windows.iter().zip(f.runs).all(|(w, r)| {
+        let end = r.healed_s.unwrap_or(w.end_s).max(w.end_s);
+        let start = r.began_s.unwrap_or(w.start_s).min(w.start_s);
+        t < start || t >= end + f.grace_s
+    })
+}
+
+fn examples(rs: &[&Record]) -> String {
+    rs.iter()
+        .take(3)
+        .map(|r| {
+            format!(
+                "[t={:.1}s {} `{}`{}: {:?} {}]",
+                r.at_s,
+                r.querier,
+                r.promql,
+                if r.range { " (range)" } else { "" },
+                r.outcome,
+                r.detail
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn evaluate(f: &Facts) -> Vec<Invariant> {
+    let mut out = Vec::new();
+    let silent: Vec<&Record> = f
+        .records
+        .iter()
+        .filter(|r| r.outcome == Outcome::SilentWrong)
+        .collect();
+    out.push(Invariant {
+        name: "no_silent_wrong_answer",
+        verdict: if silent.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        detail: if silent.is_empty() {
+            format!(
+                "{} answers: each equal to the oracle or carrying a warning",
+                f.records.iter().filter(|r| r.outcome.answered()).count()
+            )
+        } else {
+            format!(
+                "{} answers differ from the oracle without a warning: {}",
+                silent.len(),
+                examples(&silent)
+            )
+        },
+    });
+    out.push(Invariant {
+        name: "no_unexpected_exit",
+        verdict: if f.crashes.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        detail: if f.crashes.is_empty() {
+            "every exit was caused by the harness; every SIGTERM gave exit 0".into()
+        } else {
+            f.crashes
+                .iter()
+                .map(|c| format!("{} at {:.1}s: {}", c.name, c.at_s, c.status))
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    });
+    let unsteady: Vec<&Record> = f
+        .records
+        .iter()
+        .filter(|r| is_steady(r.at_s, f) && r.outcome != Outcome::Exact)
+        .collect();
+    let steady = f.records.iter().filter(|r| is_steady(r.at_s, f)).count();
+    out.push(Invariant {
+        name: "exact_when_healed",
+        verdict: if unsteady.is_empty() && steady > 0 {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        detail: format!(
+            "{} of {steady} queries sent {:.0}s or more after a heal were not exact{}",
+            unsteady.len(),
+            f.grace_s,
+            if unsteady.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", examples(&unsteady))
+            }
+        ),
+    });
+    let slow: Vec<String> = f
+        .windows
+        .iter()
+        .zip(f.runs)
+        .filter(|(_, r)| r.converged_after_s.is_none_or(|s| s > f.converge_bound_s))
+        .map(|(w, r)| format!("window {} ({}): {:?}", w.id, w.fault.label(), r.converged_after_s))
+        .collect();
+    out.push(Invariant {
+        name: "store_set_converges_after_heal",
+        verdict: if slow.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        detail: if slow.is_empty() {
+            format!(
+                "after every heal each querier listed every store healthy within {:.0}s",
+                f.converge_bound_s
+            )
+        } else {
+            slow.join("; ")
+        },
+    });
+    let faults_applied: Vec<String> = f
+        .windows
+        .iter()
+        .zip(f.runs)
+        .filter_map(|(w, r)| {
+            r.begin_error
+                .as_ref()
+                .or(r.heal_error.as_ref())
+                .map(|e| format!("window {}: {e}", w.id))
+        })
+        .collect();
+    out.push(Invariant {
+        name: "faults_applied",
+        verdict: if faults_applied.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        detail: if faults_applied.is_empty() {
+            format!("{} faults applied and healed", f.windows.len())
+        } else {
+            faults_applied.join("; ")
+        },
+    });
+    out.push(Invariant {
+        name: "baseline_exact",
+        verdict: if f.baseline.is_ok() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        detail: match &f.baseline {
+            Ok(s) => format!("every querier answered exactly {s:.1}s after start-up"),
+            Err(e) => e.clone(),
+        },
+    });
+    out.push(Invariant {
+        name: "blocks_in_bucket_exactly_once",
+        verdict: Verdict::Skipped,
+        detail: f.storage.clone().unwrap_or_else(|| {
+            "skipped: this skein build has no shipper/store flags (sidecar.tsdb_path, store role)"
+                .into()
+        }),
+    });
+    out.push(Invariant {
+        name: "gossip_membership_converges",
+        verdict: Verdict::Skipped,
+        detail: "skipped: this skein build has no gossip flags; the static store set is checked instead".into(),
+    });
+    out
+}
+
+/// True when no invariant failed.
+pub fn all_pass(inv: &[Invariant]) -> bool {
+    inv.iter().all(|i| i.verdict != Verdict::Fail)
+}

@@ -1,0 +1,17 @@
+//! skein-chaos: a fault-injection harness for Skein. It builds a network
+//! of namespaces, runs real Prometheus pairs on generated data with skein
+//! sidecars and queriers, injects seeded faults, checks every query answer
+//! against an exact oracle and reports invariant verdicts.
+
+pub mod datagen;
+pub mod harness;
+pub mod invariants;
+pub mod nemesis;
+pub mod oracle;
+pub mod procs;
+pub mod prometheus;
+pub mod report;
+pub mod schedule;
+pub mod selftest;
+pub mod topology;
+pub mod workload;

@@ -1,0 +1,4 @@
+//! Network namespaces and the bridged network between them.
+
+pub mod bridge;
+pub mod netns;
