@@ -41,6 +41,8 @@ pub struct MemStoreOptions {
     pub warning: Option<String>,
     /// Answer every Series call with this error instead.
     pub fail_series: Option<String>,
+    /// Wait this long before answering Info.
+    pub info_delay: Option<Duration>,
     /// Stream series in reverse label order (a misbehaving store).
     pub unsorted: bool,
     /// Send each series twice, its chunks split over two frames.
@@ -138,7 +140,13 @@ impl MemStore {
 
     /// Serves the store on `127.0.0.1` on a free port until dropped.
     pub async fn serve(self) -> std::io::Result<RunningStore> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        self.serve_at("127.0.0.1:0".parse().map_err(std::io::Error::other)?)
+            .await
+    }
+
+    /// Serves the store on `addr` until dropped.
+    pub async fn serve_at(self, addr: SocketAddr) -> std::io::Result<RunningStore> {
+        let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
@@ -275,6 +283,9 @@ impl Store for MemStore {
 #[tonic::async_trait]
 impl Info for MemStore {
     async fn info(&self, _: Request<InfoRequest>) -> Result<Response<InfoResponse>, Status> {
+        if let Some(d) = self.inner.opts.info_delay {
+            tokio::time::sleep(d).await;
+        }
         let ext = &self.inner.opts.external_labels;
         Ok(Response::new(InfoResponse {
             label_sets: if ext.is_empty() {

@@ -665,3 +665,82 @@ async fn query_handle_runs_promql_over_the_stores() {
         "{text}"
     );
 }
+
+#[actix_rt::test]
+async fn store_set_marks_dead_stores_and_picks_them_up_when_they_come_back() {
+    use super::store_set::{CheckNow, GetStores, StoreSetActor};
+    use actix::Actor;
+
+    let addr: std::net::SocketAddr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let slow_info = serve(
+        vec![series(&[("__name__", "up")], samples(0, 1000, SCRAPE, 1.0))],
+        MemStoreOptions {
+            info_delay: Some(Duration::from_secs(30)),
+            ..ext(&[])
+        },
+    )
+    .await;
+    let names = vec![
+        addr.to_string(),
+        slow_info.address(),
+        "not an address".to_string(),
+    ];
+    let actor = StoreSetActor::new(
+        &names,
+        Duration::from_millis(100),
+        Duration::from_millis(300),
+    )
+    .start();
+    let started = Instant::now();
+    let set = actor.send(CheckNow).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(set.len(), 3);
+    assert!(set.iter().all(|s| !s.healthy), "{set:?}");
+    assert!(
+        set[1]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("timed out"),
+        "{set:?}"
+    );
+    assert!(
+        set[2]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("invalid store address"),
+        "{set:?}"
+    );
+
+    // The store comes up on the address; the next rounds find it.
+    let _back = MemStore::new(
+        vec![series(&[("__name__", "up")], samples(0, 1000, SCRAPE, 1.0))],
+        ext(&[("cluster", "back")]),
+    )
+    .serve_at(addr)
+    .await
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let set = actor.send(GetStores).await.unwrap();
+        if set[0].healthy {
+            assert_eq!(
+                set[0].label_sets,
+                vec![Labels::from_pairs([("cluster", "back")])]
+            );
+            assert!(set[0].last_error.is_none());
+            assert!(set[0].last_check.is_some());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "store never became healthy: {:?}",
+            set[0]
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
