@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use tracing::debug;
 
 use crate::frame::{self, Reassembler};
-use crate::keyring::Keyring;
+use crate::keyring::{Keyring, KeyringError};
 use crate::metrics::GossipMetrics;
 use crate::seal::{self, MAX_DATAGRAM, SEAL_OVERHEAD};
 
@@ -56,6 +56,30 @@ pub enum GossipSecurity {
     Sealed(Keyring),
     /// No protection at all: for local development only.
     InsecurePlaintext,
+}
+
+impl GossipSecurity {
+    /// Picks the protection from operator settings: a keyring file, or the
+    /// name of an environment variable holding the keys, or an explicit
+    /// insecure opt-in. Exactly one must be given.
+    pub fn load(
+        keyring_file: Option<&std::path::Path>,
+        keyring_env: Option<&str>,
+        insecure_plaintext: bool,
+    ) -> Result<GossipSecurity, KeyringError> {
+        match (keyring_file, keyring_env, insecure_plaintext) {
+            (None, None, true) => Ok(GossipSecurity::InsecurePlaintext),
+            (Some(path), None, false) => Ok(GossipSecurity::Sealed(Keyring::from_file(path)?)),
+            (None, Some(var), false) => Ok(GossipSecurity::Sealed(Keyring::from_env(var)?)),
+            (None, None, false) => Err(KeyringError::NotConfigured),
+            _ => Err(KeyringError::Conflicting),
+        }
+    }
+
+    /// True for the insecure plaintext mode.
+    pub fn is_plaintext(&self) -> bool {
+        matches!(self, GossipSecurity::InsecurePlaintext)
+    }
 }
 
 /// The LAN carrier: one UDP socket, every datagram sealed under a keyring.
@@ -221,5 +245,42 @@ impl UdpCarrier {
                 Err(e.into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_needs_exactly_one_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        std::fs::write(&path, Keyring::generate_key()).unwrap();
+        assert!(matches!(
+            GossipSecurity::load(Some(&path), None, false),
+            Ok(GossipSecurity::Sealed(_))
+        ));
+        assert!(
+            GossipSecurity::load(None, None, true)
+                .unwrap()
+                .is_plaintext()
+        );
+        assert!(matches!(
+            GossipSecurity::load(None, None, false),
+            Err(KeyringError::NotConfigured)
+        ));
+        assert!(matches!(
+            GossipSecurity::load(Some(&path), None, true),
+            Err(KeyringError::Conflicting)
+        ));
+        assert!(matches!(
+            GossipSecurity::load(Some(&path), Some("X"), false),
+            Err(KeyringError::Conflicting)
+        ));
+        assert!(matches!(
+            GossipSecurity::load(None, Some("SKEIN_TEST_SURELY_UNSET_KEYRING"), false),
+            Err(KeyringError::Env(_))
+        ));
     }
 }

@@ -30,6 +30,14 @@ pub enum KeyringError {
     },
     #[error("environment variable {0} with the gossip keyring is not set or not UTF-8")]
     Env(String),
+    #[error(
+        "gossip needs a keyring (file or environment variable), or insecure plaintext chosen explicitly"
+    )]
+    NotConfigured,
+    #[error(
+        "give one gossip keyring source: a file, an environment variable, or insecure plaintext"
+    )]
+    Conflicting,
 }
 
 /// One key: a one-byte id (derived from the key, carried in clear in every
