@@ -60,6 +60,9 @@ struct Matching {
     names: Vec<String>,
     card: VectorMatchCardinality,
     return_bool: bool,
+    /// `fill_left` / `fill_right` values (experimental Prometheus 3).
+    fill_lhs: Option<f64>,
+    fill_rhs: Option<f64>,
 }
 
 fn matching(m: &Option<BinModifier>) -> Matching {
@@ -69,6 +72,8 @@ fn matching(m: &Option<BinModifier>) -> Matching {
             names: Vec::new(),
             card: VectorMatchCardinality::OneToOne,
             return_bool: false,
+            fill_lhs: None,
+            fill_rhs: None,
         },
         Some(m) => {
             let (on, names) = match &m.matching {
@@ -81,6 +86,8 @@ fn matching(m: &Option<BinModifier>) -> Matching {
                 names,
                 card: m.card.clone(),
                 return_bool: m.return_bool,
+                fill_lhs: m.fill_values.lhs,
+                fill_rhs: m.fill_values.rhs,
             }
         }
     }
@@ -236,13 +243,68 @@ fn set_op(
     Ok(StepVectors { labels, steps }.compact())
 }
 
+/// Result label sets of a vector-vector operation, interned.
+struct Results {
+    index: HashMap<Labels, u32>,
+    labels: Vec<Labels>,
+    /// Result id by (lhs id or -1, rhs id or -1).
+    cache: HashMap<(i64, i64), u32>,
+    seen: Vec<usize>,
+}
+
+impl Results {
+    fn id(&mut self, key: (i64, i64), make: impl FnOnce() -> Labels) -> u32 {
+        if let Some(id) = self.cache.get(&key) {
+            return *id;
+        }
+        let l = make();
+        let id = match self.index.get(&l) {
+            Some(id) => *id,
+            None => {
+                let id = self.labels.len() as u32;
+                self.index.insert(l.clone(), id);
+                self.labels.push(l);
+                id
+            }
+        };
+        self.cache.insert(key, id);
+        id
+    }
+
+    /// Records that result `id` is present at step `si`; twice is an error.
+    fn mark(&mut self, id: u32, si: usize) -> Result<(), QueryError> {
+        if self.seen.len() <= id as usize {
+            self.seen.resize(id as usize + 1, usize::MAX);
+        }
+        if self.seen[id as usize] == si {
+            return Err(QueryError::exec(
+                "vector cannot contain metrics with the same labelset",
+            ));
+        }
+        self.seen[id as usize] = si;
+        Ok(())
+    }
+}
+
+fn apply(op: &str, a: f64, b: f64, return_bool: bool) -> (f64, bool) {
+    if is_comparison(op) {
+        let keep = compare(op, a, b);
+        if return_bool {
+            (if keep { 1.0 } else { 0.0 }, true)
+        } else {
+            (a, keep)
+        }
+    } else {
+        (arith(op, a, b), true)
+    }
+}
+
 fn vector_vector(
     op: &str,
     l: StepVectors,
     r: StepVectors,
     m: &Matching,
 ) -> Result<StepVectors, QueryError> {
-    let cmp = is_comparison(op);
     let swapped = matches!(m.card, VectorMatchCardinality::OneToMany(_));
     let (l, r) = if swapped { (r, l) } else { (l, r) };
     let include: Vec<String> = match &m.card {
@@ -253,16 +315,22 @@ fn vector_vector(
     };
     let one_to_one = matches!(m.card, VectorMatchCardinality::OneToOne);
     let (lsig, rsig, sigs) = signatures(&l, &r, m);
-    let mut result_index: HashMap<Labels, u32> = HashMap::new();
-    let mut result_labels: Vec<Labels> = Vec::new();
-    let mut pair_cache: HashMap<(u32, u32), u32> = HashMap::new();
+    let mut res = Results {
+        index: HashMap::new(),
+        labels: Vec::new(),
+        cache: HashMap::new(),
+        seen: Vec::new(),
+    };
     let mut right_at: Vec<(usize, u32, f64)> = vec![(usize::MAX, 0, 0.0); sigs.len()];
+    let mut left_hit: Vec<usize> = vec![usize::MAX; sigs.len()];
     let mut matched: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut res_seen: Vec<usize> = Vec::new();
     let mut steps = Vec::with_capacity(l.steps.len());
+    let order = |lv: f64, rv: f64| if swapped { (rv, lv) } else { (lv, rv) };
     for (si, (ls, rs)) in l.steps.iter().zip(r.steps.iter()).enumerate() {
         let mut out = Vec::new();
-        if ls.is_empty() || rs.is_empty() {
+        let fill_l = m.fill_lhs.filter(|_| !rs.is_empty());
+        let fill_r = m.fill_rhs.filter(|_| !ls.is_empty());
+        if (ls.is_empty() || rs.is_empty()) && fill_l.is_none() && fill_r.is_none() {
             steps.push(out);
             continue;
         }
@@ -281,40 +349,23 @@ fn vector_vector(
         matched.clear();
         for (lid, lv) in ls {
             let sig = lsig[*lid as usize];
+            left_hit[sig as usize] = si;
             let (at, rid, rv) = right_at[sig as usize];
-            if at != si {
-                continue;
-            }
-            let (a, b) = if swapped { (rv, *lv) } else { (*lv, rv) };
-            let (value, keep) = if cmp {
-                let keep = compare(op, a, b);
-                if m.return_bool {
-                    (if keep { 1.0 } else { 0.0 }, true)
-                } else {
-                    (a, keep)
-                }
+            let (rid, rv) = if at == si {
+                (Some(rid), rv)
+            } else if let Some(f) = fill_r {
+                (None, f)
             } else {
-                (arith(op, a, b), true)
+                continue;
             };
-            let res_id = match pair_cache.get(&(*lid, rid)) {
-                Some(id) => *id,
-                None => {
-                    let rl = result_metric(
-                        &l.labels[*lid as usize],
-                        &r.labels[rid as usize],
-                        op,
-                        m,
-                        &include,
-                        one_to_one,
-                    );
-                    let id = *result_index.entry(rl.clone()).or_insert_with(|| {
-                        result_labels.push(rl);
-                        (result_labels.len() - 1) as u32
-                    });
-                    pair_cache.insert((*lid, rid), id);
-                    id
-                }
-            };
+            let (a, b) = order(*lv, rv);
+            let (value, keep) = apply(op, a, b, m.return_bool);
+            let key = (*lid as i64, rid.map(|x| x as i64).unwrap_or(-1));
+            let res_id = res.id(key, || {
+                let empty = Labels::default();
+                let rl = rid.map(|x| &r.labels[x as usize]).unwrap_or(&empty);
+                result_metric(&l.labels[*lid as usize], rl, op, m, &include, one_to_one)
+            });
             let seen = matched.entry(sig).or_default();
             if one_to_one {
                 if !seen.is_empty() {
@@ -331,21 +382,39 @@ fn vector_vector(
             if !keep {
                 continue;
             }
-            if res_seen.len() <= res_id as usize {
-                res_seen.resize(res_id as usize + 1, usize::MAX);
-            }
-            if res_seen[res_id as usize] == si {
-                return Err(QueryError::exec(
-                    "vector cannot contain metrics with the same labelset",
-                ));
-            }
-            res_seen[res_id as usize] = si;
+            res.mark(res_id, si)?;
             out.push((res_id, value));
+        }
+        if let Some(f) = fill_l {
+            // "One" side series no lhs series matched: the match group's
+            // labels, with the lhs value filled in.
+            for (rid, rv) in rs {
+                let sig = rsig[*rid as usize];
+                if left_hit[sig as usize] == si {
+                    continue;
+                }
+                let (a, b) = order(f, *rv);
+                let (value, keep) = apply(op, a, b, m.return_bool);
+                if !keep {
+                    continue;
+                }
+                let res_id = res.id((-1, *rid as i64), || {
+                    let mut l = sigs[sig as usize].clone();
+                    for n in &include {
+                        if let Some(v) = r.labels[*rid as usize].get(n) {
+                            l.set(n, v.to_string());
+                        }
+                    }
+                    l
+                });
+                res.mark(res_id, si)?;
+                out.push((res_id, value));
+            }
         }
         steps.push(out);
     }
     Ok(StepVectors {
-        labels: result_labels,
+        labels: res.labels,
         steps,
     })
 }
