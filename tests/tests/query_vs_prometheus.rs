@@ -73,3 +73,190 @@ fn querier_matches_prometheus() {
         failures.join("\n\n")
     );
 }
+
+/// A JSON array of strings as a sorted set.
+fn string_set(v: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The metadata endpoints and POST queries answer like the Prometheus servers:
+/// label names = union of the clusters' label names plus the external label
+/// names; label values = union (plus the external label values for `cluster`);
+/// series = union with external labels; POST form queries (Grafana's default)
+/// answer like GET.
+#[test]
+fn metadata_apis_and_post_match_prometheus() {
+    use skein_e2e::cases::{Case, Eval, expected};
+    use skein_e2e::compare::compare;
+    use skein_e2e::labels::LabelSet;
+    use skein_e2e::promjson::parse_query_data;
+    use skein_e2e::timefmt::secs_string;
+    use std::collections::BTreeSet;
+
+    let setup = TwoClusters::start_small().unwrap();
+    let (start, end) = setup.window();
+    let clusters = &setup.clusters.clusters;
+    let q = &setup.querier.client;
+    let range = [("start", secs_string(start)), ("end", secs_string(end))];
+    let mut failures = Vec::new();
+
+    // Label names.
+    let mut want: BTreeSet<String> = BTreeSet::new();
+    for c in clusters {
+        let resp = c.prometheus.client.get("/api/v1/labels", &range).unwrap();
+        resp.ensure_success().unwrap();
+        want.extend(string_set(&resp.body["data"]));
+        want.extend(c.external_labels.keys().cloned());
+    }
+    match q.get("/api/v1/labels", &range) {
+        Ok(resp) if resp.ensure_success().is_ok() => {
+            let got = string_set(&resp.body["data"]);
+            if got != want {
+                failures.push(format!("/api/v1/labels: expected {want:?}, got {got:?}"));
+            }
+        }
+        Ok(resp) => failures.push(format!(
+            "/api/v1/labels: HTTP {}: {}",
+            resp.status, resp.text
+        )),
+        Err(e) => failures.push(format!("/api/v1/labels: {e:#}")),
+    }
+
+    // Label values, with and without match[].
+    for (name, matcher) in [
+        ("job", None),
+        ("instance", Some(r#"gen_queue_depth{job="db"}"#)),
+        ("cluster", None),
+        ("__name__", None),
+    ] {
+        let mut params: Vec<(&str, String)> = range.to_vec();
+        if let Some(m) = matcher {
+            params.push(("match[]", m.to_string()));
+        }
+        let path = format!("/api/v1/label/{name}/values");
+        let mut want: BTreeSet<String> = BTreeSet::new();
+        for c in clusters {
+            if let Some(v) = c.external_labels.get(name) {
+                want.insert(v.clone());
+                continue;
+            }
+            let resp = c.prometheus.client.get(&path, &params).unwrap();
+            resp.ensure_success().unwrap();
+            want.extend(string_set(&resp.body["data"]));
+        }
+        assert!(!want.is_empty(), "{path} expectation empty");
+        match q.get(&path, &params) {
+            Ok(resp) if resp.ensure_success().is_ok() => {
+                let got = string_set(&resp.body["data"]);
+                if got != want {
+                    failures.push(format!(
+                        "{path} {matcher:?}: expected {want:?}, got {got:?}"
+                    ));
+                }
+            }
+            Ok(resp) => failures.push(format!("{path}: HTTP {}: {}", resp.status, resp.text)),
+            Err(e) => failures.push(format!("{path}: {e:#}")),
+        }
+    }
+
+    // Series.
+    let mut params: Vec<(&str, String)> = range.to_vec();
+    params.push((
+        "match[]",
+        r#"gen_temperature_celsius{job="api"}"#.to_string(),
+    ));
+    params.push(("match[]", "gen_ephemeral_jobs".to_string()));
+    let to_sets = |v: &serde_json::Value| -> BTreeSet<LabelSet> {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|o| o.as_object())
+                    .map(|o| {
+                        o.iter()
+                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                            .collect()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut want: BTreeSet<LabelSet> = BTreeSet::new();
+    for c in clusters {
+        let resp = c.prometheus.client.get("/api/v1/series", &params).unwrap();
+        resp.ensure_success().unwrap();
+        for mut ls in to_sets(&resp.body["data"]) {
+            for (k, v) in &c.external_labels {
+                ls.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            want.insert(ls);
+        }
+    }
+    assert_eq!(want.len(), 2 * (3 + 2), "series expectation");
+    match q.get("/api/v1/series", &params) {
+        Ok(resp) if resp.ensure_success().is_ok() => {
+            let got = to_sets(&resp.body["data"]);
+            if got != want {
+                failures.push(format!(
+                    "/api/v1/series: missing {:?}, unexpected {:?}",
+                    want.difference(&got).collect::<Vec<_>>(),
+                    got.difference(&want).collect::<Vec<_>>()
+                ));
+            }
+        }
+        Ok(resp) => failures.push(format!(
+            "/api/v1/series: HTTP {}: {}",
+            resp.status, resp.text
+        )),
+        Err(e) => failures.push(format!("/api/v1/series: {e:#}")),
+    }
+
+    // POST form queries answer like GET.
+    let n = clusters.len();
+    let case = Case::union("rate(gen_http_requests_total[5m])", n);
+    for (path, params, eval) in [
+        (
+            "/api/v1/query",
+            vec![("query", case.query.clone()), ("time", secs_string(end))],
+            Eval::Instant(end),
+        ),
+        (
+            "/api/v1/query_range",
+            vec![
+                ("query", case.query.clone()),
+                ("start", secs_string(start)),
+                ("end", secs_string(end)),
+                ("step", "300".to_string()),
+            ],
+            Eval::Range(start, end, 300_000),
+        ),
+    ] {
+        let want = expected(clusters, &case, eval).unwrap();
+        match q.post_form(path, &params) {
+            Ok(resp) if resp.ensure_success().is_ok() => {
+                match parse_query_data(&resp.body["data"]) {
+                    Ok(got) => {
+                        if let Err(d) = compare(&want, &got) {
+                            failures.push(format!("POST {path}: {d}"));
+                        }
+                    }
+                    Err(e) => failures.push(format!("POST {path}: {e:#}")),
+                }
+            }
+            Ok(resp) => failures.push(format!("POST {path}: HTTP {}: {}", resp.status, resp.text)),
+            Err(e) => failures.push(format!("POST {path}: {e:#}")),
+        }
+    }
+
+    assert!(
+        failures.is_empty(),
+        "{} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
