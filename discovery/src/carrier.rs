@@ -145,7 +145,8 @@ impl UdpCarrier {
         }
     }
 
-    fn keyring(&self) -> Option<Arc<Keyring>> {
+    /// The current keyring (`None` in plaintext mode).
+    pub fn keyring(&self) -> Option<Arc<Keyring>> {
         self.keyring
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

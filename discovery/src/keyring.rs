@@ -148,6 +148,16 @@ impl Keyring {
         self.keys.iter().map(|k| k.id).collect()
     }
 
+    /// True when both rings hold the same keys in the same order.
+    pub fn same_keys(&self, other: &Keyring) -> bool {
+        self.keys.len() == other.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(&other.keys)
+                .all(|(a, b)| a.fingerprint == b.fingerprint)
+    }
+
     pub(crate) fn primary(&self) -> &Key {
         // `from_keys` refuses an empty keyring, so index 0 exists.
         &self.keys[0]

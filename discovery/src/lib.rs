@@ -11,6 +11,7 @@ pub mod keyring;
 pub mod membership;
 pub mod metrics;
 pub mod relay;
+mod reload;
 pub mod seal;
 pub mod view;
 

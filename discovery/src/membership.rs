@@ -2,7 +2,8 @@
 //! announcement, and a watch channel of ready peers.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chitchat::transport::Transport;
@@ -20,6 +21,7 @@ use crate::carrier::{Carrier, CarrierError, GossipSecurity, MIN_DATAGRAM, UdpCar
 use crate::keyring::Keyring;
 use crate::metrics::GossipMetrics;
 use crate::relay::{DEFAULT_MAX_LINKS, Relay};
+use crate::reload;
 use crate::view::{Peer, ViewBuilder};
 
 /// Failure detector settings (chitchat's phi-accrual detector).
@@ -124,6 +126,8 @@ pub struct Membership {
     pool_id: String,
     peers_rx: watch::Receiver<Arc<Vec<Peer>>>,
     view_task: JoinHandle<()>,
+    reloader: std::sync::Mutex<Option<JoinHandle<()>>>,
+    gossip_interval: Duration,
     metrics: GossipMetrics,
 }
 
@@ -250,6 +254,8 @@ impl Membership {
             pool_id: cfg.pool_id(),
             peers_rx,
             view_task,
+            reloader: std::sync::Mutex::new(None),
+            gossip_interval: cfg.gossip_interval,
             metrics,
         })
     }
@@ -288,6 +294,30 @@ impl Membership {
         }
     }
 
+    /// Re-reads the keyring file every `every` and swaps the keys when they
+    /// changed (replacing any earlier reloader). Refused in plaintext mode.
+    pub fn reload_keyring_from(
+        &self,
+        path: PathBuf,
+        every: Duration,
+    ) -> Result<(), MembershipError> {
+        let carrier = match &self.carrier {
+            Some(c) if c.keyring().is_some() => c.clone(),
+            _ => return Err(MembershipError::Carrier(CarrierError::Plaintext)),
+        };
+        let task = reload::spawn(carrier, path, every, self.metrics.clone());
+        let mut slot = self.reloader.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(old) = slot.replace(task) {
+            old.abort();
+        }
+        Ok(())
+    }
+
+    /// Id bytes of the current keys, primary first (`None` in plaintext mode).
+    pub fn key_ids(&self) -> Option<Vec<u8>> {
+        self.carrier.as_ref()?.keyring().map(|k| k.key_ids())
+    }
+
     /// Live and ready peers (self excluded), sorted by node id.
     pub fn peers(&self) -> Vec<Peer> {
         self.peers_rx.borrow().as_ref().clone()
@@ -319,8 +349,19 @@ impl Membership {
         &self.metrics
     }
 
-    /// Stops gossip, the view task and the relay, and releases the socket.
+    /// Graceful leave: publishes "not ready", lets a few gossip rounds carry
+    /// it (peers drop this node from their views at once instead of waiting
+    /// for the failure detector), then shuts down.
+    pub async fn leave(self) {
+        self.set_ready(false).await;
+        tokio::time::sleep(self.gossip_interval.saturating_mul(3)).await;
+        self.shutdown().await;
+    }
+
+    /// Stops at once (peers notice through their failure detector): gossip,
+    /// the view task, the keyring reloader and the relay; releases the socket.
     pub async fn shutdown(mut self) {
+        self.stop_reloader();
         if let Some(handle) = self.handle.take()
             && let Err(e) = handle.shutdown().await
         {
@@ -331,6 +372,13 @@ impl Membership {
             relay.shutdown().await;
         }
         self.carrier.take();
+    }
+
+    fn stop_reloader(&self) {
+        let mut slot = self.reloader.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = slot.take() {
+            task.abort();
+        }
     }
 
     async fn with_self_state(&self, f: impl FnOnce(&mut chitchat::NodeState)) {
@@ -344,6 +392,7 @@ impl Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
+        self.stop_reloader();
         self.view_task.abort();
         if let Some(handle) = &self.handle {
             let _ = handle.initiate_shutdown();

@@ -22,6 +22,8 @@ pub struct GossipMetrics {
     fragmented: Counter,
     recv_errors: Counter,
     announcements_invalid: Counter,
+    keyring_reloads: Counter,
+    keyring_reload_errors: Counter,
     peers: Gauge,
 }
 
@@ -31,7 +33,8 @@ impl GossipMetrics {
     /// Names (as exposed): `skein_gossip_packets_rejected_total{reason}`,
     /// `skein_gossip_packets_received_total`, `skein_gossip_packets_sent_total`,
     /// `skein_gossip_send_errors_total`, `skein_gossip_fragmented_datagrams_total`,
-    /// `skein_gossip_recv_errors_total`,
+    /// `skein_gossip_recv_errors_total`, `skein_gossip_keyring_reloads_total`,
+    /// `skein_gossip_keyring_reload_errors_total`,
     /// `skein_gossip_announcements_invalid_total`, `skein_gossip_peers`.
     pub fn register(registry: &mut Registry) -> GossipMetrics {
         let rejected: Family<Labels, Counter> = Family::default();
@@ -47,6 +50,8 @@ impl GossipMetrics {
             fragmented: Counter::default(),
             recv_errors: Counter::default(),
             announcements_invalid: Counter::default(),
+            keyring_reloads: Counter::default(),
+            keyring_reload_errors: Counter::default(),
             peers: Gauge::default(),
         };
         registry.register(
@@ -83,6 +88,16 @@ impl GossipMetrics {
             "skein_gossip_announcements_invalid",
             "Peer announcements that failed to parse or validate",
             metrics.announcements_invalid.clone(),
+        );
+        registry.register(
+            "skein_gossip_keyring_reloads",
+            "Times a changed gossip keyring file was loaded",
+            metrics.keyring_reloads.clone(),
+        );
+        registry.register(
+            "skein_gossip_keyring_reload_errors",
+            "Failed reads or parses of the gossip keyring file (the old keys stay)",
+            metrics.keyring_reload_errors.clone(),
         );
         registry.register(
             "skein_gossip_peers",
@@ -133,6 +148,14 @@ impl GossipMetrics {
         self.announcements_invalid.inc();
     }
 
+    pub(crate) fn keyring_reloaded(&self) {
+        self.keyring_reloads.inc();
+    }
+
+    pub(crate) fn keyring_reload_failed(&self) {
+        self.keyring_reload_errors.inc();
+    }
+
     pub(crate) fn set_peers(&self, n: usize) {
         self.peers.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
@@ -163,6 +186,16 @@ impl GossipMetrics {
     /// Chitchat datagrams sent as fragments so far.
     pub fn fragmented_datagrams(&self) -> u64 {
         self.fragmented.get()
+    }
+
+    /// Keyring file reloads that changed the keys so far.
+    pub fn keyring_reloads(&self) -> u64 {
+        self.keyring_reloads.get()
+    }
+
+    /// Failed keyring file reloads so far.
+    pub fn keyring_reload_errors(&self) -> u64 {
+        self.keyring_reload_errors.get()
     }
 
     /// Invalid peer announcements seen so far.
