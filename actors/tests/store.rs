@@ -57,7 +57,7 @@ fn store_cfg(dir: &Path) -> StoreConfig {
     // The bucket is passed in directly; the source here is informational.
     StoreConfig::new(
         dir,
-        BucketSource::Config(ObjstoreConfig::filesystem("/nonexistent")),
+        BucketSource::Config(Box::new(ObjstoreConfig::filesystem("/nonexistent"))),
     )
 }
 

@@ -35,7 +35,7 @@ impl StoreActor {
     pub fn new(cfg: StoreConfig, registry: &mut Registry) -> Result<Self, StoreError> {
         let objcfg = match &cfg.bucket {
             BucketSource::ConfigFile(p) => ObjstoreConfig::from_file(p)?,
-            BucketSource::Config(c) => c.clone(),
+            BucketSource::Config(c) => (**c).clone(),
         };
         let bucket = Bucket::from_config(&objcfg, ObjstoreMetrics::register(registry))?;
         Self::with_bucket(cfg, bucket, registry)
@@ -70,16 +70,16 @@ impl StoreActor {
                 .into_actor(self)
                 .map(|res, act, _| {
                     act.running = false;
-                    if let Ok(r) = res {
-                        if !r.loaded.is_empty() || !r.dropped.is_empty() || !r.failed.is_empty() {
-                            tracing::info!(
-                                loaded = r.loaded.len(),
-                                dropped = r.dropped.len(),
-                                failed = r.failed.len(),
-                                total = r.total,
-                                "store synced"
-                            );
-                        }
+                    if let Ok(r) = res
+                        && (!r.loaded.is_empty() || !r.dropped.is_empty() || !r.failed.is_empty())
+                    {
+                        tracing::info!(
+                            loaded = r.loaded.len(),
+                            dropped = r.dropped.len(),
+                            failed = r.failed.len(),
+                            total = r.total,
+                            "store synced"
+                        );
                     }
                 }),
         );

@@ -10,7 +10,7 @@ pub enum BucketSource {
     /// A Thanos objstore.yml file.
     ConfigFile(PathBuf),
     /// An already parsed configuration.
-    Config(ObjstoreConfig),
+    Config(Box<ObjstoreConfig>),
 }
 
 /// Settings of the store role.

@@ -9,6 +9,7 @@
 //! - [`remote`]: ranged bucket reads behind the synchronous TSDB readers.
 //! - [`cache`]: the bounded LRU page caches (index and chunks).
 //! - [`select`]: per-block series selection with external labels, and merging.
+//! - [`tools`]: `bucket ls | inspect | verify` as library functions.
 //! - [`metrics`]: the `skein_store_*` metrics.
 
 pub mod actor;
@@ -21,6 +22,7 @@ pub mod remote;
 pub mod select;
 pub mod service;
 pub mod sync;
+pub mod tools;
 
 pub use actor::{GetBlocks, IsReady, StoreActor, SyncNow};
 pub use config::{BucketSource, StoreConfig};

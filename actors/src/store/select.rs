@@ -46,11 +46,7 @@ pub fn with_external(series: Vec<Label>, ext: &[Label], drop: &[String]) -> Vec<
         .into_iter()
         .filter(|l| !ext.iter().any(|e| e.name == l.name))
         .collect();
-    out.extend(
-        ext.iter()
-            .filter(|e| !drop.iter().any(|d| *d == e.name))
-            .cloned(),
-    );
+    out.extend(ext.iter().filter(|e| !drop.contains(&e.name)).cloned());
     out.sort();
     out
 }

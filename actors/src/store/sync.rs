@@ -227,10 +227,10 @@ impl BucketStore {
             let Some(id) = e.file_name().to_str().and_then(|n| n.parse::<Ulid>().ok()) else {
                 continue;
             };
-            if !keep.contains_key(&id) {
-                if let Err(err) = std::fs::remove_dir_all(e.path()) {
-                    tracing::warn!(block = %id, error = %err, "cannot remove local block dir");
-                }
+            if !keep.contains_key(&id)
+                && let Err(err) = std::fs::remove_dir_all(e.path())
+            {
+                tracing::warn!(block = %id, error = %err, "cannot remove local block dir");
             }
         }
     }
