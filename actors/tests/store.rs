@@ -576,3 +576,46 @@ fn store_outside_a_runtime_is_an_error() {
     );
     assert!(matches!(e, Err(skein_actors::store::StoreError::NoRuntime)));
 }
+
+/// A query for one series reads a small part of the bucket: index header sections come from
+/// local disk, postings/series/chunks by ranged GETs of a few pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selective_query_reads_a_fraction_of_the_bucket() {
+    let b = tempfile::tempdir().unwrap();
+    let mut reg = Registry::default();
+    let bucket = Bucket::from_config(
+        &ObjstoreConfig::filesystem(b.path()),
+        ObjstoreMetrics::register(&mut reg),
+    )
+    .unwrap();
+    let ext: &[(&str, &str)] = &[("replica", "a")];
+    let (samples, _) = ship(&bucket, 500, 4, ext).await;
+    let total: u64 = bucket
+        .list_objects("")
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.size)
+        .sum();
+    let local = tempfile::tempdir().unwrap();
+    let store = open_store(&bucket, local.path(), &mut reg).await;
+    let svc = StoreService::from_store(store, &mut reg);
+    let read = |reg: &Registry| {
+        metric(reg, "skein_objstore_bytes_total{operation=\"get_range\"}")
+            + metric(reg, "skein_objstore_bytes_total{operation=\"get\"}")
+    };
+    let before = read(&reg);
+    let (got, _) = series(&svc, i64::MIN, i64::MAX, vec![eq("instance", "host-7")]).await;
+    let used = read(&reg) - before;
+    assert_eq!(
+        got,
+        expected(&samples, ext, |l| l
+            .iter()
+            .any(|(n, v)| n == "instance" && v == "host-7"))
+    );
+    eprintln!(
+        "bucket {total} bytes; query for 1 instance (2 series) fetched {used} bytes ({:.1}%)",
+        100.0 * used / total as f64
+    );
+    assert!(used < total as f64 * 0.15, "{used} of {total}");
+}
