@@ -104,3 +104,22 @@ async fn readiness_gates_the_view() {
     b.set_ready(true).await;
     assert!(eventually(|| names(&a) == ["b"]).await);
 }
+
+#[test]
+fn membership_and_its_futures_can_cross_threads() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let t = ChannelTransport::with_mtu(65_507);
+        let m = start("s", 21, &[], &t).await;
+        send_sync(&m);
+        send(m.set_ready(true));
+        send(m.set_announcement(Announcement::new("s", "mem")));
+        let m = std::sync::Arc::new(m);
+        let m2 = m.clone();
+        tokio::spawn(async move { m2.set_ready(false).await })
+            .await
+            .unwrap();
+    });
+}

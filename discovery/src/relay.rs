@@ -4,7 +4,7 @@
 //! we cannot touch its bytes inside a `Socket`. Instead chitchat gets its own
 //! public `UdpSocket` bound to `127.0.0.1:<ephemeral>`. For every remote peer
 //! the relay keeps a *link*: a loopback UDP socket connected to chitchat's
-//! socket. [`RelaySocket`] wraps chitchat's socket: on `send(peer, envelope)`
+//! socket. `RelaySocket` wraps chitchat's socket: on `send(peer, envelope)`
 //! it lets chitchat's socket serialize the envelope toward the peer's link;
 //! the link task hands those bytes to the carrier (which seals them and sends
 //! them to the peer). Datagrams the carrier accepts from a peer go out of that
