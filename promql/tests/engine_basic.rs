@@ -190,3 +190,20 @@ fn dropped_queries_stop_evaluating() {
         );
     });
 }
+
+#[tokio::test]
+async fn too_many_points_stop_before_building_the_result() {
+    // 500 series x 20,001 steps would be 10M points; the limit is checked
+    // while selecting, so the query fails instead of building them.
+    let src = big_source(500, 20_000);
+    let e = Engine::new(EngineOptions {
+        max_samples: 10_000_001,
+        ..Default::default()
+    });
+    let err = e
+        .query_range(&src, "m", 0, 20_000_000, 1000, &QueryOptions::default())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, QueryError::TooManySamples), "{err}");
+    assert_eq!(err.http_status(), 422);
+}

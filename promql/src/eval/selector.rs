@@ -40,9 +40,11 @@ impl Evaluator<'_> {
         let lookback = self.ctx.lookback_ms;
         let mut steps: Vec<Vec<(u32, f64)>> = vec![Vec::new(); refs.len()];
         let monotonic = refs.windows(2).all(|w| w[0] <= w[1]);
+        let mut points = 0usize;
         for (id, s) in series.iter().enumerate() {
             if id % 256 == 0 {
                 self.ctx.check()?;
+                self.ctx.count(points)?;
             }
             let samples = &s.samples;
             let mut pos = 0usize;
@@ -70,6 +72,7 @@ impl Evaluator<'_> {
                     last.v
                 };
                 steps[si].push((id as u32, v));
+                points += 1;
             }
         }
         let labels = series.iter().map(|s| s.labels.clone()).collect();

@@ -123,9 +123,11 @@ impl Evaluator<'_> {
         mut f: impl FnMut(&[Sample], usize) -> Option<f64>,
     ) -> Result<StepVectors, QueryError> {
         let mut steps: Vec<Vec<(u32, f64)>> = vec![Vec::new(); rv.ends.len()];
+        let mut points = 0usize;
         for (i, s) in rv.series.iter().enumerate() {
             if i % 64 == 0 {
                 self.ctx.check()?;
+                self.ctx.count(points)?;
             }
             let mut lo = 0usize;
             let mut hi = 0usize;
@@ -150,6 +152,7 @@ impl Evaluator<'_> {
                 }
                 if let Some(v) = f(w, si) {
                     steps[si].push((i as u32, v));
+                    points += 1;
                 }
             }
         }
