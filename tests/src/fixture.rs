@@ -108,14 +108,26 @@ impl TwoClusters {
         spec_for: impl Fn(u64, i64) -> DataSpec + Sync,
         querier_extra: &[String],
     ) -> anyhow::Result<Self> {
+        Self::start_with(spec_for, |_| Ok(Vec::new()), querier_extra)
+    }
+
+    /// Start everything; `sidecar_extra(name)` gives each sidecar's additional
+    /// flags (`name` is `sidecar-<cluster>`), `querier_extra` the querier's.
+    pub fn start_with(
+        spec_for: impl Fn(u64, i64) -> DataSpec + Sync,
+        sidecar_extra: impl Fn(&str) -> anyhow::Result<Vec<String>>,
+        querier_extra: &[String],
+    ) -> anyhow::Result<Self> {
         let clusters = start_clusters(spec_for)?;
         let mut sidecars = Vec::new();
         for c in &clusters.clusters {
+            let name = format!("sidecar-{}", c.name);
+            let extra = sidecar_extra(&name)?;
             sidecars.push(SkeinNode::start_sidecar(
                 clusters.dir.path(),
-                &format!("sidecar-{}", c.name),
+                &name,
                 &c.prometheus.url,
-                &[],
+                &extra,
             )?);
         }
         let stores: Vec<String> = sidecars.iter().map(SkeinNode::store_address).collect();
@@ -127,7 +139,13 @@ impl TwoClusters {
             sidecars,
             clusters,
         };
-        setup.wait_querier_sees_all(Duration::from_secs(30))?;
+        if let Err(e) = setup.wait_querier_sees_all(Duration::from_secs(30)) {
+            let tails: Vec<String> = std::iter::once(&setup.querier)
+                .chain(setup.sidecars.iter())
+                .map(|n| format!("--- {} ---\n{}", n.name, n.guard().log_tail(15)))
+                .collect();
+            return Err(e.context(format!("node logs:\n{}", tails.join("\n"))));
+        }
         Ok(setup)
     }
 

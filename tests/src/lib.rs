@@ -6,6 +6,7 @@
 
 pub mod case_list;
 pub mod cases;
+pub mod certs;
 pub mod compare;
 pub mod datagen;
 pub mod fixture;

@@ -102,8 +102,8 @@ impl SkeinNode {
             .arg(grpc.to_string())
             .env("RUST_BACKTRACE", "1")
             .env("NO_COLOR", "1")
-            // Plaintext gRPC: these tests are about query answers, not TLS.
-            .env("SKEIN_DEV", "1");
+            // `--dev` above decides plaintext vs TLS; no inherited setting may override it.
+            .env_remove("SKEIN_DEV");
         let guard = ProcessGuard::spawn(name, cmd, &dir)?;
         let http_url = format!("http://{http}");
         let client = ApiClient::with_timeout(&http_url, Duration::from_secs(120))?;
