@@ -19,6 +19,9 @@ use crate::value::{InstantSample, QueryOutput, Value};
 /// its default global evaluation interval.
 pub const DEFAULT_SUBQUERY_STEP: Duration = Duration::from_secs(60);
 
+/// The most steps a range query may have, as the Prometheus API allows.
+pub const MAX_POINTS: i64 = 11_000;
+
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
     /// How far back a vector selector looks for the latest sample (5m).
@@ -130,6 +133,11 @@ impl Engine {
         if end_ms < start_ms {
             return Err(QueryError::Parse {
                 message: "end timestamp must not be before start time".into(),
+            });
+        }
+        if (end_ms - start_ms) / step_ms >= MAX_POINTS {
+            return Err(QueryError::Parse {
+                message: "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)".into(),
             });
         }
         let vt = expr.value_type();

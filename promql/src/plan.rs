@@ -1,6 +1,7 @@
 //! Which series a query needs: one entry per distinct selector (by its
 //! matchers), with the union of the time ranges its uses will read.
 
+use crate::eval::dur_ms;
 use std::collections::HashMap;
 
 use promql_parser::label::MatchOp as PMatchOp;
@@ -76,27 +77,15 @@ fn walk(
 ) {
     match expr {
         Expr::VectorSelector(vs) => add(ctx, vs, 0, start, end, step, w, out),
-        Expr::MatrixSelector(ms) => add(
-            ctx,
-            &ms.vs,
-            ms.range.as_millis() as i64,
-            start,
-            end,
-            step,
-            w,
-            out,
-        ),
+        Expr::MatrixSelector(ms) => add(ctx, &ms.vs, dur_ms(ms.range), start, end, step, w, out),
         Expr::Subquery(sq) => {
             let off = offset_ms(&sq.offset);
             let (s, e) = match at_ms(ctx, &sq.at) {
                 Some(t) => (t, t),
                 None => (start, end),
             };
-            let range = sq.range.as_millis() as i64;
-            let sub_step = sq
-                .step
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or(ctx.default_subquery_step_ms);
+            let range = dur_ms(sq.range);
+            let sub_step = sq.step.map(dur_ms).unwrap_or(ctx.default_subquery_step_ms);
             walk(ctx, &sq.expr, s - off - range, e - off, sub_step, w, out);
         }
         Expr::Aggregate(a) => {

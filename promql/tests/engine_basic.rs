@@ -103,6 +103,24 @@ async fn errors_carry_prometheus_types() {
 }
 
 #[tokio::test]
+async fn range_queries_are_limited_to_11000_steps() {
+    let e = Engine::new(EngineOptions::default());
+    let err = e
+        .query_range(
+            &source(),
+            "reqs_total",
+            0,
+            11_000_000,
+            1000,
+            &QueryOptions::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.error_type(), "bad_data", "{err}");
+    assert!(err.to_string().contains("11,000 points"), "{err}");
+}
+
+#[tokio::test]
 async fn or_between_matchers_is_rejected() {
     let e = instant(r#"reqs_total{job="a" or job="b"}"#, 0)
         .await
@@ -142,7 +160,7 @@ async fn slow_queries_time_out() {
             "quantile_over_time(0.5, m[10m])",
             0,
             20_000_000,
-            1000,
+            2000,
             &QueryOptions::default(),
         )
         .await
@@ -169,7 +187,7 @@ fn dropped_queries_stop_evaluating() {
             "quantile_over_time(0.5, m[10m])",
             0,
             20_000_000,
-            1000,
+            2000,
             &opts,
         );
         let r = tokio::time::timeout(std::time::Duration::from_millis(50), fut).await;
@@ -193,15 +211,16 @@ fn dropped_queries_stop_evaluating() {
 
 #[tokio::test]
 async fn too_many_points_stop_before_building_the_result() {
-    // 500 series x 20,001 steps would be 10M points; the limit is checked
-    // while selecting, so the query fails instead of building them.
-    let src = big_source(500, 20_000);
+    // 5M samples load within the limit, but 500 series x 10,001 steps
+    // would be 5.0005M points; the limit is checked while selecting, so the
+    // query fails instead of building them.
+    let src = big_source(500, 10_000);
     let e = Engine::new(EngineOptions {
-        max_samples: 10_000_001,
+        max_samples: 5_000_001,
         ..Default::default()
     });
     let err = e
-        .query_range(&src, "m", 0, 20_000_000, 1000, &QueryOptions::default())
+        .query_range(&src, "m", 0, 10_000_000, 1000, &QueryOptions::default())
         .await
         .unwrap_err();
     assert!(matches!(err, QueryError::TooManySamples), "{err}");

@@ -237,11 +237,17 @@ pub(crate) struct Evaluator<'a> {
     pub times: Vec<i64>,
 }
 
+/// Milliseconds of a duration, capped so time arithmetic cannot overflow
+/// (about 31,000 years).
+pub(crate) fn dur_ms(d: std::time::Duration) -> i64 {
+    d.as_millis().min(1_000_000_000_000_000) as i64
+}
+
 pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     match o {
         None => 0,
-        Some(Offset::Pos(d)) => d.as_millis() as i64,
-        Some(Offset::Neg(d)) => -(d.as_millis() as i64),
+        Some(Offset::Pos(d)) => dur_ms(*d),
+        Some(Offset::Neg(d)) => -dur_ms(*d),
     }
 }
 
@@ -256,8 +262,8 @@ pub(crate) fn at_ms(ctx: &Ctx, at: &Option<AtModifier>) -> Option<i64> {
 
 pub(crate) fn system_time_ms(t: std::time::SystemTime) -> i64 {
     match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
+        Ok(d) => dur_ms(d),
+        Err(e) => -dur_ms(e.duration()),
     }
 }
 

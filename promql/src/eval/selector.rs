@@ -1,5 +1,6 @@
 //! Vector and range selectors.
 
+use super::dur_ms;
 use std::sync::Arc;
 
 use promql_parser::parser::{MatrixSelector, VectorSelector};
@@ -116,7 +117,7 @@ impl Evaluator<'_> {
         let ends = self.ref_times(at_ms(self.ctx, &ms.vs.at), offset_ms(&ms.vs.offset));
         Ok(RangeVectors {
             series,
-            range_ms: ms.range.as_millis() as i64,
+            range_ms: dur_ms(ms.range),
             ends,
         })
     }

@@ -1,6 +1,7 @@
 //! Subqueries: evaluate the inner expression on its own step grid, then
 //! present the result as a range vector.
 
+use super::dur_ms;
 use std::sync::Arc;
 
 use promql_parser::parser::SubqueryExpr;
@@ -12,10 +13,10 @@ use crate::source::{Sample, Series};
 impl Evaluator<'_> {
     pub(crate) fn eval_subquery(&self, sq: &SubqueryExpr) -> Result<RangeVectors, QueryError> {
         let off = offset_ms(&sq.offset);
-        let range = sq.range.as_millis() as i64;
+        let range = dur_ms(sq.range);
         let step = sq
             .step
-            .map(|d| d.as_millis() as i64)
+            .map(dur_ms)
             .unwrap_or(self.ctx.default_subquery_step_ms);
         if step <= 0 {
             return Err(QueryError::exec("subquery step must be positive"));
