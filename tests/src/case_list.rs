@@ -146,6 +146,33 @@ pub fn standard_cases(n: usize) -> Vec<(Case, &'static str)> {
             "i",
         ),
         (
+            Case::union("avg without (instance) (gen_temperature_celsius)", n),
+            "if",
+        ),
+        (
+            Case::union(
+                "count without (instance, code) (gen_http_requests_total)",
+                n,
+            ),
+            "i",
+        ),
+        (
+            Case::union_as(
+                "max by (cluster) (gen_queue_depth)",
+                "max(gen_queue_depth)",
+                n,
+            ),
+            "ir",
+        ),
+        (
+            Case::union_as(
+                "min by (cluster, job) (gen_temperature_celsius)",
+                "min by (job) (gen_temperature_celsius)",
+                n,
+            ),
+            "i",
+        ),
+        (
             Case::union("min without (instance) (gen_temperature_celsius)", n),
             "ir",
         ),
