@@ -430,3 +430,68 @@ fn position_detector_works() {
     assert!(has_position("parse error at line 1, column 5"));
     assert!(!has_position("parse error: unclosed left parenthesis"));
 }
+
+/// Prometheus dies behind a live sidecar: the querier answers 200 with the
+/// other cluster's data and a warning, in bounded time; the orphaned sidecar
+/// turns not-ready (503) but stays healthy.
+#[test]
+fn prometheus_down_behind_a_live_sidecar() {
+    let mut setup = TwoClusters::start_with(
+        DataSpec::small,
+        |_| Ok(vec!["--sidecar.refresh-interval".into(), "1s".into()]),
+        &["--query.store-timeout".to_string(), "5s".to_string()],
+    )
+    .unwrap();
+    let (_, end) = setup.window();
+    let eu = &setup.clusters.clusters[0];
+    let expected = add_labels(
+        eu.prometheus.client.query("gen_queue_depth", end).unwrap(),
+        &eu.external_labels,
+    );
+    setup.clusters.clusters[1].prometheus.kill();
+
+    let mut failures = Vec::new();
+    let started = Instant::now();
+    match setup.querier.client.query_raw("gen_queue_depth", end) {
+        Ok(resp) => {
+            if started.elapsed() > Duration::from_secs(15) {
+                failures.push(format!("query took {:?}", started.elapsed()));
+            }
+            match resp.data() {
+                Ok(d) => {
+                    if let Err(e) = compare(&expected, &d) {
+                        failures.push(format!("data with us1's Prometheus down: {e}"));
+                    }
+                    if resp.warnings().is_empty() {
+                        failures.push("no warning with us1's Prometheus down".to_string());
+                    }
+                }
+                Err(e) => failures.push(format!("query with us1's Prometheus down: {e:#}")),
+            }
+        }
+        Err(e) => failures.push(format!("query with us1's Prometheus down: {e:#}")),
+    }
+
+    let sidecar = &setup.sidecars[1];
+    let ready = skein_e2e::wait::poll_until(
+        "sidecar-us1 not ready",
+        Duration::from_secs(15),
+        Duration::from_millis(250),
+        || Ok((sidecar.client.status_of("/-/ready")? == 503).then_some(())),
+    );
+    if let Err(e) = ready {
+        failures.push(format!("{e:#}"));
+    }
+    match sidecar.client.status_of("/-/healthy") {
+        Ok(200) => {}
+        other => failures.push(format!(
+            "sidecar-us1 /-/healthy with its Prometheus down: {other:?}"
+        )),
+    }
+    assert!(
+        failures.is_empty(),
+        "{} checks failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
