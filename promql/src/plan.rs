@@ -46,6 +46,36 @@ pub fn selector_key(vs: &VectorSelector) -> String {
     parts.join("\u{1}")
 }
 
+/// The `__name__` matchers of `info()`'s data label selector, which select
+/// the info series (`target_info` by default).
+pub fn info_matchers(selector: Option<&Expr>) -> Vec<LabelMatcher> {
+    let mut out: Vec<LabelMatcher> = match selector {
+        Some(Expr::VectorSelector(vs)) => selector_matchers(vs)
+            .into_iter()
+            .filter(|m| m.name == METRIC_NAME)
+            .collect(),
+        _ => Vec::new(),
+    };
+    if out.is_empty() {
+        out.push(LabelMatcher::new(
+            METRIC_NAME,
+            MatchOp::Equal,
+            "target_info",
+        ));
+    }
+    out
+}
+
+/// The data key of the info series selected for `info()`.
+pub fn info_key(matchers: &[LabelMatcher]) -> String {
+    let mut parts: Vec<String> = matchers
+        .iter()
+        .map(|m| format!("{}{:?}{:?}", m.name, m.op, m.value))
+        .collect();
+    parts.sort();
+    format!("info\u{2}{}", parts.join("\u{1}"))
+}
+
 /// Walks `expr` as evaluated over `[start, end]` and records, for each
 /// selector, the time range it reads.
 pub(crate) fn plan(
@@ -100,6 +130,27 @@ fn walk(
             if let Some(p) = &a.param {
                 walk(ctx, p, start, end, step, w, out);
             }
+        }
+        Expr::Call(c) if c.func.name == "info" => {
+            let mut inner = w.clone();
+            inner.func = Some("info".to_string());
+            if let Some(a) = c.args.args.first() {
+                walk(ctx, a, start, end, step, &mut inner, out);
+            }
+            let matchers = info_matchers(c.args.args.get(1).map(|b| b.as_ref()));
+            let key = info_key(&matchers);
+            let sel = out.entry(key).or_insert_with(|| Selection {
+                matchers,
+                hints: SelectHints {
+                    start_ms: start - ctx.lookback_ms + 1,
+                    end_ms: end,
+                    step_ms: step,
+                    func: Some("info".into()),
+                    ..Default::default()
+                },
+            });
+            sel.hints.start_ms = sel.hints.start_ms.min(start - ctx.lookback_ms + 1);
+            sel.hints.end_ms = sel.hints.end_ms.max(end);
         }
         Expr::Call(c) => {
             let mut inner = w.clone();

@@ -1,6 +1,7 @@
 //! Function calls: dispatch and the helpers functions share.
 
 pub(crate) mod histogram;
+mod info;
 mod labels;
 mod math;
 mod range;
@@ -59,6 +60,9 @@ impl Evaluator<'_> {
             return Ok(v);
         }
         if let Some(v) = self.call_histogram(c)? {
+            return Ok(v);
+        }
+        if let Some(v) = self.call_info(c)? {
             return Ok(v);
         }
         match name {
