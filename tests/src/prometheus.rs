@@ -56,7 +56,7 @@ impl PrometheusServer {
             .arg("--log.level=info");
         let guard = ProcessGuard::spawn(name, cmd, &dir)?;
         let url = format!("http://127.0.0.1:{port}");
-        let client = ApiClient::with_timeout(&url, Duration::from_secs(120))?;
+        let client = ApiClient::with_timeout(&url, Duration::from_secs(60))?;
         let mut server = Self {
             name: name.to_string(),
             url,

@@ -106,7 +106,7 @@ impl SkeinNode {
             .env_remove("SKEIN_DEV");
         let guard = ProcessGuard::spawn(name, cmd, &dir)?;
         let http_url = format!("http://{http}");
-        let client = ApiClient::with_timeout(&http_url, Duration::from_secs(120))?;
+        let client = ApiClient::with_timeout(&http_url, Duration::from_secs(30))?;
         let mut node = Self {
             name: name.to_string(),
             http_url,
