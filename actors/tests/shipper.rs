@@ -183,9 +183,9 @@ async fn ships_all_blocks_once(bucket: Bucket) {
     assert_eq!(ShipperState::load(data.path()).uploaded, local_ids[1..]);
 }
 
-/// Drops the sync when the first block is about to upload its index (its chunks are up, its
-/// meta.json is not), while a lister checks that no meta.json is ever visible before the
-/// block's index and chunks; then a restarted shipper completes everything exactly once.
+/// Crashes the sync when the first block's chunks and index are up but its meta.json is not,
+/// while a lister checks that no meta.json is ever visible before the block's index and
+/// chunks; then a restarted shipper completes everything exactly once.
 async fn crash_mid_upload_then_restart(bucket: Bucket) {
     let data = tempfile::tempdir().unwrap();
     prometheus_data_dir(data.path(), 2, 5);
@@ -228,28 +228,27 @@ async fn crash_mid_upload_then_restart(bucket: Bucket) {
         })
     };
 
+    // The crash: the first block's upload dies right before its meta.json, i.e. after its
+    // chunks and index are up. A panic in the progress callback stops the task at exactly
+    // that point (dropping a future could let an already started write finish).
     let mut reg = Registry::default();
-    let s = shipper(data.path(), &bucket, &mut reg);
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let mut tx = Some(tx);
-    let sync = s.sync_with_progress(move |id, step| {
-        if id == first
-            && step == UploadStep::File("index")
-            && let Some(tx) = tx.take()
-        {
-            let _ = tx.send(());
-        }
-    });
-    tokio::select! {
-        r = sync => panic!("sync finished before the simulated crash: {r:?}"),
-        _ = rx => {}
-    }
-    // Give a blocking index write that was already started time to land.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = Arc::new(shipper(data.path(), &bucket, &mut reg));
+    let s2 = s.clone();
+    let crashed = tokio::spawn(async move {
+        s2.sync_with_progress(move |id, step| {
+            if id == first && step == UploadStep::Meta {
+                panic!("simulated crash before {first}/meta.json");
+            }
+        })
+        .await
+    })
+    .await;
+    assert!(crashed.unwrap_err().is_panic());
     assert!(
         !bucket.has_meta(first).await.unwrap(),
         "partial block is visible"
     );
+    assert!(bucket.exists(&block_path(first, "index")).await.unwrap());
     assert!(
         bucket
             .exists(&block_path(first, "chunks/000001"))

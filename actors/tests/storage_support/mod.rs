@@ -18,10 +18,9 @@ pub type Samples = BTreeMap<SeriesLabels, Vec<(i64, f64)>>;
 /// Start of the generated data (ms); two-hour aligned.
 pub const START_MS: i64 = 1_699_999_200_000;
 
-/// Writes `series` gauges sampled every 15 s for `hours` hours as OpenMetrics text and turns it
-/// into TSDB blocks under `out` with `promtool tsdb create-blocks-from openmetrics`.
-pub fn promtool_blocks(out: &Path, series: usize, hours: i64) -> Samples {
-    std::fs::create_dir_all(out).unwrap();
+/// OpenMetrics text (ending in `# EOF`) for `series` instances of two gauges sampled every
+/// 15 s for `hours` hours from `start_ms`, and the samples it holds.
+pub fn openmetrics(series: usize, hours: i64, start_ms: i64) -> (String, Samples) {
     let mut text = String::new();
     let mut samples = Samples::new();
     for (name, help) in [("node_temp", "temperature"), ("node_load", "load")] {
@@ -36,9 +35,9 @@ pub fn promtool_blocks(out: &Path, series: usize, hours: i64) -> Samples {
                 ("job".into(), job.into()),
             ];
             let v = samples.entry(labels).or_default();
-            let mut t = START_MS;
+            let mut t = start_ms;
             let mut i = 0u64;
-            while t < START_MS + hours * 3_600_000 {
+            while t < start_ms + hours * 3_600_000 {
                 let val = (s as f64) * 1000.0
                     + (i as f64) * 0.25
                     + if name == "node_load" { 0.5 } else { 0.0 };
@@ -55,6 +54,14 @@ pub fn promtool_blocks(out: &Path, series: usize, hours: i64) -> Samples {
         }
     }
     text.push_str("# EOF\n");
+    (text, samples)
+}
+
+/// Writes [`openmetrics`] data from [`START_MS`] and turns it into TSDB blocks under `out`
+/// with `promtool tsdb create-blocks-from openmetrics`.
+pub fn promtool_blocks(out: &Path, series: usize, hours: i64) -> Samples {
+    std::fs::create_dir_all(out).unwrap();
+    let (text, samples) = openmetrics(series, hours, START_MS);
     let input = out.join("input.om");
     std::fs::write(&input, text).unwrap();
     let st = Command::new("promtool")
