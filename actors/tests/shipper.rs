@@ -384,3 +384,71 @@ fn actor_ships_on_its_interval() {
         );
     });
 }
+
+#[tokio::test]
+async fn empty_external_labels_are_refused_unless_allowed() {
+    let data = tempfile::tempdir().unwrap();
+    prometheus_data_dir(data.path(), 1, 3);
+    let b = tempfile::tempdir().unwrap();
+    let bucket = fs_bucket(b.path());
+    let mut cfg = ShipperConfig::new(data.path());
+    let none = ExternalLabelsSource::Static(Default::default());
+    let s = Shipper::new(
+        cfg.clone(),
+        bucket.clone(),
+        none.clone(),
+        ShipperMetrics::default(),
+    );
+    let r = s.sync().await.unwrap();
+    assert!(r.waiting_for_labels && r.uploaded.is_empty());
+    assert!(bucket.list_block_ids().await.unwrap().is_empty());
+    cfg.allow_empty_external_labels = true;
+    let s = Shipper::new(cfg, bucket.clone(), none, ShipperMetrics::default());
+    let r = s.sync().await.unwrap();
+    assert_eq!(r.uploaded, ids(data.path()));
+}
+
+/// Prometheus deleting a block (retention, compaction) while it uploads does not break the
+/// upload: the shipper reads through hard links.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_deleted_by_prometheus_mid_upload_still_uploads_whole() {
+    let data = tempfile::tempdir().unwrap();
+    prometheus_data_dir(data.path(), 2, 3);
+    let local = ids(data.path());
+    let victim = local[0];
+    let copy = tempfile::tempdir().unwrap();
+    let keep = copy.path().join(victim.to_string());
+    let st = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(data.path().join(victim.to_string()))
+        .arg(&keep)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let b = tempfile::tempdir().unwrap();
+    let bucket = fs_bucket(b.path());
+    let s = shipper(data.path(), &bucket, &mut Registry::default());
+    let dir = data.path().join(victim.to_string());
+    let r = s
+        .sync_with_progress(move |id, step| {
+            if id == victim && step == UploadStep::File("index") && dir.exists() {
+                std::fs::remove_dir_all(&dir).unwrap();
+            }
+        })
+        .await
+        .unwrap();
+    assert!(r.uploaded.contains(&victim), "{r:?}");
+    assert!(!data.path().join(victim.to_string()).exists());
+    for f in ["index", "chunks/000001"] {
+        let remote = bucket.get(&block_path(victim, f)).await.unwrap();
+        assert_eq!(
+            &remote[..],
+            &std::fs::read(keep.join(f)).unwrap()[..],
+            "{f}"
+        );
+    }
+    // Gone locally: dropped from the record, still in the bucket.
+    s.sync().await.unwrap();
+    assert!(!ShipperState::load(data.path()).uploaded.contains(&victim));
+    assert!(bucket.has_meta(victim).await.unwrap());
+}

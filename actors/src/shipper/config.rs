@@ -16,6 +16,9 @@ pub struct ShipperConfig {
     pub upload_compacted: bool,
     /// The `thanos.source` written into meta.json.
     pub source: String,
+    /// Ship even when the external labels are empty. Off by default, as in Thanos: blocks
+    /// without external labels cannot be told apart from other producers' blocks.
+    pub allow_empty_external_labels: bool,
 }
 
 impl ShipperConfig {
@@ -26,6 +29,7 @@ impl ShipperConfig {
             interval: Duration::from_secs(30),
             upload_compacted: false,
             source: "sidecar".into(),
+            allow_empty_external_labels: false,
         }
     }
 }

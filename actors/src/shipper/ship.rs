@@ -32,7 +32,8 @@ pub enum ShipperError {
 /// What one sync pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
-    /// The external labels were not known yet, so nothing was shipped.
+    /// The external labels were not known yet (or empty while that is not allowed), so
+    /// nothing was shipped.
     pub waiting_for_labels: bool,
     /// Blocks uploaded in this pass.
     pub uploaded: Vec<Ulid>,
@@ -155,9 +156,14 @@ impl Shipper {
             return Ok(report);
         };
         if labels.is_empty() {
-            tracing::warn!(
-                "shipping blocks without external labels: they cannot be told apart from other producers' blocks"
-            );
+            if !self.cfg.allow_empty_external_labels {
+                tracing::error!(
+                    "refusing to ship blocks without external labels: configure external labels on Prometheus so its blocks can be told apart"
+                );
+                report.waiting_for_labels = true;
+                return Ok(report);
+            }
+            tracing::warn!("shipping blocks without external labels");
         }
         let data_dir = &self.cfg.data_dir;
         let blocks = scan_blocks(data_dir).map_err(|source| ShipperError::DataDir {
