@@ -224,7 +224,7 @@ api_bind_addr = "127.0.0.1:{admin}"
     /// A Thanos-format objstore.yml for this node, with an optional `prefix:`.
     pub fn objstore_yaml(&self, prefix: Option<&str>) -> String {
         let mut y = format!(
-            "type: S3\nconfig:\n  bucket: {}\n  endpoint: {}\n  region: {}\n  access_key: {}\n  secret_key: {}\n  insecure: true\n  bucket_lookup_type: path\n",
+            "type: S3\nconfig:\n  bucket: {}\n  endpoint: {}\n  region: {}\n  access_key: {}\n  secret_key: {}\n  insecure: true\n",
             self.bucket, self.endpoint, self.region, self.key_id, self.secret
         );
         if let Some(p) = prefix {
