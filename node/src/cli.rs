@@ -119,7 +119,8 @@ pub struct NodeArgs {
 
     /// Development mode: allows plaintext gRPC when no TLS files are set.
     /// Never in production. [config: dev]
-    #[arg(long, env = "SKEIN_DEV")]
+    #[arg(long, env = "SKEIN_DEV", action = clap::ArgAction::SetTrue,
+          value_parser = clap::builder::BoolishValueParser::new())]
     pub dev: bool,
 
     /// URL of the Prometheus the sidecar serves. [config: sidecar.prometheus_url]
@@ -487,7 +488,15 @@ fn resolve_tls(
 mod tests {
     use super::*;
 
+    /// Parsing reads SKEIN_* variables; tests that set one hold this lock.
+    static ENV_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     fn args(extra: &[&str]) -> NodeArgs {
+        let _env = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        parse_unlocked(extra)
+    }
+
+    fn parse_unlocked(extra: &[&str]) -> NodeArgs {
         let mut v = vec!["skein", "node"];
         v.extend_from_slice(extra);
         match Cli::try_parse_from(v).unwrap().command {
@@ -552,6 +561,20 @@ mod tests {
         assert_eq!(c.roles, vec![Role::Sidecar, Role::Query]);
         let v = vec!["skein", "node", "--roles", "gateway"];
         assert!(Cli::try_parse_from(v).is_err());
+    }
+
+    #[test]
+    fn dev_flag_from_environment_accepts_boolish_values() {
+        let _env = ENV_LOCK.lock().unwrap_or_else(|p| p.into_inner());
+        // SAFETY: every test that parses holds ENV_LOCK, so no other thread
+        // of this test binary reads the environment meanwhile.
+        unsafe { std::env::set_var("SKEIN_DEV", "1") };
+        let on = parse_unlocked(&["--roles", "sidecar"]).resolve();
+        unsafe { std::env::set_var("SKEIN_DEV", "false") };
+        let off = parse_unlocked(&["--roles", "sidecar"]).resolve();
+        unsafe { std::env::remove_var("SKEIN_DEV") };
+        assert!(on.unwrap().dev);
+        assert!(off.is_err());
     }
 
     #[test]
