@@ -619,3 +619,98 @@ async fn selective_query_reads_a_fraction_of_the_bucket() {
     );
     assert!(used < total as f64 * 0.15, "{used} of {total}");
 }
+
+/// Over gRPC: a tonic server with the store's Store and Info services, queried with the
+/// generated clients (batched and unbatched Series, Info while not ready and after).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_round_trip() {
+    use skein_proto::thanos::info::info_client::InfoClient;
+    use skein_proto::thanos::info::info_server::InfoServer;
+    use skein_proto::thanos::store_client::StoreClient;
+    use skein_proto::thanos::store_server::StoreServer;
+
+    let b = tempfile::tempdir().unwrap();
+    let bucket = fs_bucket(b.path());
+    let ext: &[(&str, &str)] = &[("replica", "g")];
+    let (samples, _) = ship(&bucket, 3, 3, ext).await;
+    let local = tempfile::tempdir().unwrap();
+    let mut reg = Registry::default();
+    let store = Arc::new(
+        BucketStore::new(
+            store_cfg(local.path()),
+            bucket,
+            StoreMetrics::register(&mut reg),
+        )
+        .unwrap(),
+    );
+    let svc = StoreService::from_store(store.clone(), &mut reg);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(StoreServer::new(svc.clone()))
+            .add_service(InfoServer::new(svc))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut info = InfoClient::new(channel.clone());
+    let mut client = StoreClient::new(channel);
+    // Not synced yet: unavailable.
+    let e = info.info(InfoRequest {}).await.unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unavailable);
+    store.sync().await.unwrap();
+    let i = info.info(InfoRequest {}).await.unwrap().into_inner();
+    assert_eq!(i.label_sets[0].labels[0].name, "replica");
+    for batch in [0, 4] {
+        let req = SeriesRequest {
+            min_time: i64::MIN,
+            max_time: i64::MAX,
+            matchers: vec![eq("__name__", "node_temp")],
+            response_batch_size: batch,
+            ..Default::default()
+        };
+        let mut stream = client.series(req).await.unwrap().into_inner();
+        let mut got = Got::new();
+        let mut frames = 0;
+        while let Some(frame) = stream.message().await.unwrap() {
+            frames += 1;
+            let list = match frame.result.unwrap() {
+                series_response::Result::Series(s) => vec![s],
+                series_response::Result::Batch(b) => b.series,
+                other => panic!("{other:?}"),
+            };
+            for s in list {
+                let labels = s
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .collect();
+                let v: &mut Vec<(i64, f64)> = got.entry(labels).or_default();
+                for c in s.chunks {
+                    v.extend(decode_xor_all(&c.raw.unwrap().data).unwrap());
+                }
+            }
+        }
+        assert_eq!(
+            got,
+            expected(&samples, ext, |l| l
+                .iter()
+                .any(|(n, v)| n == "__name__" && v == "node_temp"))
+        );
+        assert_eq!(frames, if batch == 0 { 3 } else { 1 });
+    }
+    let vals = client
+        .label_values(LabelValuesRequest {
+            label: "job".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .values;
+    assert_eq!(vals, ["api", "db"]);
+}
