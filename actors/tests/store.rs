@@ -714,3 +714,39 @@ async fn grpc_round_trip() {
         .values;
     assert_eq!(vals, ["api", "db"]);
 }
+
+/// With a deletion-mark delay, a freshly marked block keeps serving; an old mark drops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_marks_respect_the_delay() {
+    let b = tempfile::tempdir().unwrap();
+    let bucket = fs_bucket(b.path());
+    let (_, ids) = ship(&bucket, 1, 3, &[("replica", "a")]).await;
+    let local = tempfile::tempdir().unwrap();
+    let mut cfg = store_cfg(local.path());
+    cfg.ignore_deletion_marks_delay = std::time::Duration::from_secs(3600);
+    let store = BucketStore::new(cfg, bucket.clone(), StoreMetrics::default()).unwrap();
+    bucket.mark_for_deletion(ids[0], "fresh").await.unwrap();
+    let r = store.sync().await.unwrap();
+    assert!(r.loaded.contains(&ids[0]) && r.marked.is_empty(), "{r:?}");
+    // Backdate the mark by two hours.
+    let mark = skein_objstore::DeletionMark {
+        id: ids[0],
+        version: 1,
+        details: None,
+        deletion_time: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            - 7200,
+    };
+    bucket
+        .put(
+            &block_path(ids[0], "deletion-mark.json"),
+            serde_json::to_vec(&mark).unwrap().into(),
+        )
+        .await
+        .unwrap();
+    let r = store.sync().await.unwrap();
+    assert_eq!(r.marked, vec![ids[0]]);
+    assert_eq!(r.dropped, vec![ids[0]]);
+}

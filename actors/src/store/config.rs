@@ -33,6 +33,9 @@ pub struct StoreConfig {
     pub load_concurrency: usize,
     /// Blocks read at once for one request.
     pub query_concurrency: usize,
+    /// Blocks marked for deletion keep being served until their mark is this old (Thanos
+    /// `--ignore-deletion-marks-delay`); zero drops them at the next sync.
+    pub ignore_deletion_marks_delay: Duration,
 }
 
 impl StoreConfig {
@@ -47,6 +50,7 @@ impl StoreConfig {
             chunk_page_bytes: 16 << 10,
             load_concurrency: 4,
             query_concurrency: 4,
+            ignore_deletion_marks_delay: Duration::ZERO,
         }
     }
 }

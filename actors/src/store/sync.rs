@@ -160,15 +160,8 @@ impl BucketStore {
         let mut keep: BTreeMap<Ulid, Arc<LoadedBlock>> = BTreeMap::new();
         let mut to_load: Vec<(Ulid, bytes::Bytes)> = Vec::new();
         for id in ids {
-            // Marked blocks stop being served at once.
-            if self
-                .bucket
-                .exists(&skein_objstore::block_path(
-                    id,
-                    skein_objstore::DELETION_MARK_FILENAME,
-                ))
-                .await?
-            {
+            // Marked blocks stop being served once the mark is older than the delay.
+            if self.deletion_due(id).await? {
                 report.marked.push(id);
                 continue;
             }
@@ -216,6 +209,33 @@ impl BucketStore {
         self.cleanup_local(&keep);
         self.set_blocks(Arc::new(BlockSet { blocks: keep }));
         Ok(report)
+    }
+
+    /// Whether the block has a deletion mark older than `ignore_deletion_marks_delay`. An
+    /// unreadable mark counts as due (the block is going away).
+    async fn deletion_due(&self, id: Ulid) -> Result<bool, BucketError> {
+        let delay = self.cfg.ignore_deletion_marks_delay;
+        if delay.is_zero() {
+            return self
+                .bucket
+                .exists(&skein_objstore::block_path(
+                    id,
+                    skein_objstore::DELETION_MARK_FILENAME,
+                ))
+                .await;
+        }
+        match self.bucket.deletion_mark(id).await {
+            Ok(None) => Ok(false),
+            Ok(Some(m)) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0);
+                Ok(now.saturating_sub(m.deletion_time) >= delay.as_secs() as i64)
+            }
+            Err(BucketError::InvalidBlock { .. }) => Ok(true),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes local block dirs of blocks no longer served.
