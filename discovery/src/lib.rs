@@ -25,3 +25,6 @@ pub use membership::{FailureDetection, Membership, MembershipConfig, MembershipE
 pub use metrics::GossipMetrics;
 pub use relay::{Relay, RelayError};
 pub use view::{Peer, PeerChange, diff};
+
+/// chitchat's node identity, returned by `Membership::self_id`.
+pub use chitchat::ChitchatId;
