@@ -10,6 +10,7 @@ pub mod labels_api;
 pub mod memstore;
 pub mod merge;
 pub mod metrics;
+pub mod parse_position;
 pub mod selector;
 pub mod source;
 pub mod store_set;

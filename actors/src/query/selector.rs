@@ -4,6 +4,7 @@ use promql_parser::label::MatchOp as ParserOp;
 use promql_parser::parser::{self, Expr};
 use skein_promql::{LabelMatcher, MatchOp};
 
+use super::parse_position::with_position;
 use crate::matchers::CompiledMatcher;
 
 const METRIC_NAME: &str = "__name__";
@@ -59,7 +60,7 @@ pub fn parse_match_params(values: &[String]) -> Result<Vec<Vec<LabelMatcher>>, S
             if e.contains("at least one non-empty matcher") {
                 EMPTY_MATCHER_ERROR.to_string()
             } else {
-                e
+                with_position(v, &e)
             }
         })?;
         let mut any_non_empty = false;

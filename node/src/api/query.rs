@@ -5,6 +5,7 @@ use std::time::Instant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use skein_actors::query::QueryHandle;
+use skein_actors::query::parse_position::with_position;
 use skein_promql::{QueryError, QueryOutput};
 
 use super::format;
@@ -17,6 +18,7 @@ use super::params::{
 fn respond(
     handle: &QueryHandle,
     endpoint: &str,
+    query: &str,
     started: Instant,
     res: Result<QueryOutput, QueryError>,
 ) -> HttpResponse {
@@ -32,7 +34,11 @@ fn respond(
                 .metrics()
                 .observe(endpoint, e.error_type(), started.elapsed());
             let message = match &e {
-                QueryError::Parse { message } => ApiError::invalid_param("query", message).message,
+                // Prometheus names the parameter for instant queries only.
+                QueryError::Parse { message } if endpoint == "query" => {
+                    ApiError::invalid_param("query", with_position(query, message)).message
+                }
+                QueryError::Parse { message } => with_position(query, message),
                 other => other.to_string(),
             };
             let status =
@@ -58,7 +64,7 @@ pub async fn instant(
     };
     let query = p.get("query").unwrap_or("");
     let res = handle.query_instant(query, time_ms, &opts).await;
-    respond(&handle, "query", started, res)
+    respond(&handle, "query", query, started, res)
 }
 
 struct RangeParams {
@@ -110,5 +116,5 @@ pub async fn range(
     let res = handle
         .query_range(query, r.start, r.end, r.step, &opts)
         .await;
-    respond(&handle, "query_range", started, res)
+    respond(&handle, "query_range", query, started, res)
 }

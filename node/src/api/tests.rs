@@ -243,10 +243,18 @@ async fn bad_requests_get_prometheus_errors() {
     let bad = StatusCode::BAD_REQUEST;
     expect_error(
         &app,
+        get("/api/v1/query_range?query=sum(up&start=0&end=1&step=1"),
+        bad,
+        "bad_data",
+        "1:7: parse error: ",
+    )
+    .await;
+    expect_error(
+        &app,
         get("/api/v1/query?query=sum(up"),
         bad,
         "bad_data",
-        "invalid parameter \"query\": ",
+        "invalid parameter \"query\": 1:7: parse error: ",
     )
     .await;
     expect_error(
@@ -334,7 +342,7 @@ async fn bad_requests_get_prometheus_errors() {
         get("/api/v1/labels?match[]=up{"),
         bad,
         "bad_data",
-        "parse error: ",
+        "1:4: parse error: ",
     )
     .await;
     expect_error(
