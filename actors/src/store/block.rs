@@ -64,6 +64,8 @@ pub struct LoadedBlock {
     pub block: Block<BlockRange>,
     /// Cache ids of its files (index first), to drop their pages when the block goes.
     pub file_ids: Vec<u64>,
+    /// Its chunk segments (sharing pages with the block reader's), for prefetching.
+    pub segments: Vec<BucketFile>,
     /// Local directory holding its index header.
     pub local_dir: PathBuf,
 }
@@ -207,6 +209,7 @@ impl BlockLoader {
                     .collect()
             })
             .unwrap_or_default();
+        let segments = seg_files.clone();
         let dir = local_dir.clone();
         let block = tokio::task::spawn_blocking(move || -> Result<_, LoadError> {
             let index = IndexFile::open(&dir, index_remote).map_err(LoadError::Header)?;
@@ -220,6 +223,7 @@ impl BlockLoader {
             ext_labels,
             block,
             file_ids,
+            segments,
             local_dir,
         })
     }

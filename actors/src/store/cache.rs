@@ -91,6 +91,11 @@ impl PageCache {
         }
     }
 
+    /// Whether the page is cached (no effect on recency or metrics).
+    pub fn contains(&self, key: PageKey) -> bool {
+        self.lock().map.contains_key(&key)
+    }
+
     /// Stores a page, evicting least recently used pages beyond the capacity.
     pub fn insert(&self, key: PageKey, page: Bytes) {
         let size = page.len() as u64;

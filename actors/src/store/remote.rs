@@ -114,6 +114,68 @@ fn eof(off: u64, len: u64, total: u64) -> io::Error {
     )
 }
 
+impl BucketFile {
+    /// Fetches `missing` pages (sorted ascending), runs of consecutive pages together in one
+    /// request, and caches them.
+    fn fetch_pages(&self, missing: &[u64]) -> io::Result<Vec<(u64, Bytes)>> {
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for &p in missing {
+            match runs.last_mut() {
+                Some((_, e)) if *e + 1 == p => *e = p,
+                Some((_, e)) if *e >= p => {}
+                _ => runs.push((p, p)),
+            }
+        }
+        if runs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ranges: Vec<Range<u64>> = runs
+            .iter()
+            .map(|&(a, b)| self.page_range(a).start..self.page_range(b).end)
+            .collect();
+        let got = self.fetcher.fetch(&self.path, ranges)?;
+        let mut out = Vec::with_capacity(missing.len());
+        for (&(a, b), data) in runs.iter().zip(got) {
+            let base = self.page_range(a).start;
+            for p in a..=b {
+                let r = self.page_range(p);
+                let (s, e) = ((r.start - base) as usize, (r.end - base) as usize);
+                if e > data.len() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("short read of {}", self.path),
+                    ));
+                }
+                let page = data.slice(s..e);
+                self.cache.insert((self.id, p), page.clone());
+                out.push((p, page));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads the pages covering `ranges` into the cache with as few requests as possible
+    /// (one request of several ranges; the client merges close ones). At most half the
+    /// cache's capacity is prefetched so the pages are still there when read.
+    pub fn prefetch(&self, ranges: &[Range<u64>]) -> io::Result<()> {
+        let mut wanted = std::collections::BTreeSet::new();
+        for r in ranges {
+            let end = r.end.min(self.len);
+            if r.start >= end {
+                continue;
+            }
+            wanted.extend(r.start / self.page_size..=(end - 1) / self.page_size);
+        }
+        let budget = (self.cache.capacity() / 2) / self.page_size;
+        let missing: Vec<u64> = wanted
+            .into_iter()
+            .filter(|&p| !self.cache.contains((self.id, p)))
+            .take(usize::try_from(budget).unwrap_or(usize::MAX))
+            .collect();
+        self.fetch_pages(&missing).map(|_| ())
+    }
+}
+
 impl RangeRead for BucketFile {
     fn len(&self) -> u64 {
         self.len
@@ -133,40 +195,15 @@ impl RangeRead for BucketFile {
         let mut pages: Vec<Option<Bytes>> = (first..=last)
             .map(|p| self.cache.get((self.id, p)))
             .collect();
-        // Runs of missing pages, fetched together.
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for (i, page) in pages.iter().enumerate() {
-            if page.is_none() {
-                let p = first + i as u64;
-                match runs.last_mut() {
-                    Some((_, e)) if *e + 1 == p => *e = p,
-                    _ => runs.push((p, p)),
-                }
-            }
-        }
-        if !runs.is_empty() {
-            let ranges: Vec<Range<u64>> = runs
-                .iter()
-                .map(|&(a, b)| self.page_range(a).start..self.page_range(b).end)
-                .collect();
-            let got = self.fetcher.fetch(&self.path, ranges)?;
-            for (&(a, b), data) in runs.iter().zip(got) {
-                for p in a..=b {
-                    let r = self.page_range(p);
-                    let base = self.page_range(a).start;
-                    let (s, e) = ((r.start - base) as usize, (r.end - base) as usize);
-                    if e > data.len() {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!("short read of {}", self.path),
-                        ));
-                    }
-                    let page = data.slice(s..e);
-                    self.cache.insert((self.id, p), page.clone());
-                    if let Some(slot) = pages.get_mut((p - first) as usize) {
-                        *slot = Some(page);
-                    }
-                }
+        let missing: Vec<u64> = pages
+            .iter()
+            .enumerate()
+            .filter(|(_, pg)| pg.is_none())
+            .map(|(i, _)| first + i as u64)
+            .collect();
+        for (p, page) in self.fetch_pages(&missing)? {
+            if let Some(slot) = pages.get_mut((p - first) as usize) {
+                *slot = Some(page);
             }
         }
         let mut out = Vec::with_capacity(n);
