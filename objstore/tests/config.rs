@@ -167,8 +167,19 @@ fn builds_every_provider_offline() {
         "type: S3\nconfig:\n  bucket: b\n  endpoint: 127.0.0.1:1\n  access_key: a\n  secret_key: s\n  insecure: true\n",
         "type: S3\nconfig:\n  bucket: b\n  endpoint: s3.eu-west-1.amazonaws.com\n  access_key: a\n  secret_key: s\n  region: eu-west-1\n",
         "type: AZURE\nconfig:\n  storage_account: acct\n  storage_account_key: a2V5\n  container: c\n",
+        "type: GCS\nconfig:\n  bucket: b\n",
     ] {
         let c = ObjstoreConfig::from_yaml(yaml).unwrap();
         skein_objstore::build_store(&c).unwrap_or_else(|e| panic!("{yaml}: {e}"));
     }
+}
+
+#[test]
+fn bad_credentials_fail_at_build_with_the_provider_named() {
+    let c = ObjstoreConfig::from_yaml(
+        "type: GCS\nconfig:\n  bucket: b\n  service_account: \"{not json\"\n",
+    )
+    .unwrap();
+    let e = skein_objstore::build_store(&c).unwrap_err().to_string();
+    assert!(e.contains("GCS"), "{e}");
 }
