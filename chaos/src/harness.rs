@@ -161,11 +161,14 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
     let abort = Arc::new(AtomicBool::new(false));
     {
         let abort = abort.clone();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                tracing::warn!("Ctrl-C: stopping the run and tearing down");
-                abort.store(true, Ordering::SeqCst);
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
             }
+            tracing::warn!("interrupted: stopping the run and tearing down");
+            abort.store(true, Ordering::SeqCst);
         });
     }
     let client = reqwest::Client::builder()
@@ -183,7 +186,7 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
             let dir = cfg.out_dir.join("data").join(format!("c{}r{r}", c + 1));
             let s = spec.clone();
             let d = dir.clone();
-            tokio::task::spawn_blocking(move || s.write_blocks(c, &d))
+            tokio::task::spawn_blocking(move || s.write_blocks(c, &d.join("tsdb")))
                 .await?
                 .map_err(anyhow::Error::msg)?;
             let conf = prometheus::write_config(&dir, &DataSpec::cluster_name(c), &r.to_string())?;
@@ -234,18 +237,36 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
         });
     }
     let setup_start = Instant::now();
-    for name in lock(&procs)?.names() {
+    let names = lock(&procs)?.names();
+    tracing::info!(processes = names.len(), "started; waiting for readiness");
+    for name in names {
         let Some(url) = lock(&procs)?.ready_url(&name) else {
             continue;
         };
         if url.contains("127.0.0.1") {
             continue;
         }
-        if let Err(e) = wait_ready(&client, &url, Duration::from_secs(60)).await {
-            let logs = crate::procs::tail(&lock(&procs)?.log_path(&name));
-            bail!("{name}: {e}\n{logs}");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if abort.load(Ordering::SeqCst) {
+                bail!("interrupted during start-up");
+            }
+            let exited = lock(&procs)?.check();
+            if let Some(dead) = exited.first() {
+                let logs = crate::procs::tail(&lock(&procs)?.log_path(dead));
+                bail!("{dead} exited during start-up:\n{logs}");
+            }
+            match wait_ready(&client, &url, Duration::from_secs(2)).await {
+                Ok(_) => break,
+                Err(e) if Instant::now() > deadline => {
+                    let logs = crate::procs::tail(&lock(&procs)?.log_path(&name));
+                    bail!("{name}: {e}\n{logs}");
+                }
+                Err(_) => {}
+            }
         }
     }
+    tracing::info!(after_s = setup_start.elapsed().as_secs_f64(), "all ready; checking a baseline answer");
     let baseline = baseline(&client, &oracle, &targets, cfg.inject, &abort).await;
     let baseline = baseline.map(|_| setup_start.elapsed().as_secs_f64());
 
@@ -289,6 +310,7 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
     ));
     let monitor = tokio::spawn(monitor(procs.clone(), stop.clone()));
 
+    tracing::info!(faults = sched.windows.len(), "load started");
     let mut runs: Vec<WindowRun> = vec![WindowRun::default(); sched.windows.len()];
     let mut convergences = Vec::new();
     for (i, w) in sched.windows.iter().enumerate() {

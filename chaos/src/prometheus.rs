@@ -61,6 +61,7 @@ pub fn sidecar_spec(name: &str, ns: &Netns, skein: &Path, addr: &str, prom_url: 
         program: skein.display().to_string(),
         args: vec![
             "node".into(),
+            "--dev".into(),
             "--roles=sidecar".into(),
             format!("--grpc-address={addr}:10901"),
             format!("--http-address={addr}:10902"),
@@ -84,6 +85,7 @@ pub fn querier_spec(
 ) -> Spec {
     let mut args = vec![
         "node".to_string(),
+        "--dev".into(),
         "--roles=query".into(),
         format!("--http-address={addr}:10902"),
         format!("--grpc-address={addr}:10901"),
