@@ -68,15 +68,98 @@ impl Drop for CancelOnDrop {
 /// Syntax promql-parser accepts beyond PromQL (`or` between label
 /// matchers) is rejected.
 pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
+    // The parser and the drop of its tree recurse per nesting level; very
+    // long operator chains must be refused before they overflow a stack.
+    if operator_count(query) > MAX_OPERATORS {
+        return Err(QueryError::Parse {
+            message: format!("parse error: query has more than {MAX_OPERATORS} operators"),
+        });
+    }
     let expr = parser::parse(query).map_err(|m| QueryError::Parse {
         message: format!("parse error: {m}"),
     })?;
+    if depth(&expr) > MAX_DEPTH {
+        return Err(QueryError::Parse {
+            message: format!("parse error: expression nested deeper than {MAX_DEPTH} levels"),
+        });
+    }
     if has_or_matchers(&expr) {
         return Err(QueryError::Parse {
             message: "parse error: unexpected \"or\" in label matching".into(),
         });
     }
     Ok(expr)
+}
+
+/// How deep expressions may nest; evaluation recurses once per level.
+pub const MAX_DEPTH: usize = 256;
+
+/// How many operators and parentheses a query may hold.
+pub const MAX_OPERATORS: usize = 4096;
+
+/// Counts parentheses and operator characters outside string literals (an
+/// upper bound on how deep the parsed tree can be).
+fn operator_count(q: &str) -> usize {
+    let mut n = 0;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut word = String::new();
+    for c in q.chars() {
+        if let Some(qc) = quote {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' && qc != '`' {
+                escaped = true;
+            } else if c == qc {
+                quote = None;
+            }
+            continue;
+        }
+        if c.is_alphanumeric() || c == '_' {
+            word.push(c);
+            continue;
+        }
+        if matches!(word.as_str(), "and" | "or" | "unless" | "atan2") {
+            n += 1;
+        }
+        word.clear();
+        match c {
+            '"' | '\'' | '`' => quote = Some(c),
+            '(' | '+' | '-' | '*' | '/' | '%' | '^' | '=' | '!' | '<' | '>' => n += 1,
+            _ => {}
+        }
+    }
+    if matches!(word.as_str(), "and" | "or" | "unless" | "atan2") {
+        n += 1;
+    }
+    n
+}
+
+/// The nesting depth of an expression, computed without recursion.
+fn depth(e: &Expr) -> usize {
+    let mut max = 0;
+    let mut stack: Vec<(&Expr, usize)> = vec![(e, 1)];
+    while let Some((e, d)) = stack.pop() {
+        max = max.max(d);
+        match e {
+            Expr::Aggregate(a) => {
+                stack.push((&a.expr, d + 1));
+                if let Some(p) = &a.param {
+                    stack.push((p, d + 1));
+                }
+            }
+            Expr::Unary(u) => stack.push((&u.expr, d + 1)),
+            Expr::Binary(b) => {
+                stack.push((&b.lhs, d + 1));
+                stack.push((&b.rhs, d + 1));
+            }
+            Expr::Paren(p) => stack.push((&p.expr, d + 1)),
+            Expr::Subquery(s) => stack.push((&s.expr, d + 1)),
+            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| (a.as_ref(), d + 1))),
+            _ => {}
+        }
+    }
+    max
 }
 
 fn has_or_matchers(e: &Expr) -> bool {

@@ -226,3 +226,28 @@ async fn too_many_points_stop_before_building_the_result() {
     assert!(matches!(err, QueryError::TooManySamples), "{err}");
     assert_eq!(err.http_status(), 422);
 }
+
+#[tokio::test]
+async fn deep_nesting_is_an_error_not_a_crash() {
+    let ok = format!("{}reqs_total{}", "(".repeat(250), ")".repeat(250));
+    let Value::Vector(v) = instant(&ok, 30_000).await.unwrap() else {
+        panic!("not a vector")
+    };
+    assert_eq!(v.len(), 2);
+    let deep = format!("{}1{}", "(".repeat(20_000), ")".repeat(20_000));
+    let e = instant(&deep, 0).await.unwrap_err();
+    assert_eq!(e.error_type(), "bad_data", "{e}");
+}
+
+#[tokio::test]
+async fn huge_operator_chains_are_refused_before_parsing() {
+    let q = format!("reqs_total{}", " + reqs_total".repeat(50_000));
+    let e = instant(&q, 0).await.unwrap_err();
+    assert_eq!(e.error_type(), "bad_data", "{e}");
+    // Operators inside strings do not count.
+    let q = format!(
+        "label_replace(reqs_total, \"x\", \"{}\", \"job\", \"(.*)\")",
+        "+".repeat(10_000)
+    );
+    assert!(instant(&q, 30_000).await.is_ok());
+}
