@@ -63,6 +63,95 @@ pub struct NodeArgs {
     )]
     pub roles: Option<Vec<Role>>,
 
+    /// Unique id of this node in gossip. [config: node_id]
+    /// [default: <hostname>-<http address>]
+    #[arg(long = "node-id", env = "SKEIN_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
+
+    /// Cluster this node belongs to; names its LAN gossip pool.
+    /// [config: cluster]
+    #[arg(long, env = "SKEIN_CLUSTER", value_name = "NAME")]
+    pub cluster: Option<String>,
+
+    /// Federation of clusters (the WAN pool). [config: federation] [default: skein]
+    #[arg(long, env = "SKEIN_FEDERATION", value_name = "NAME")]
+    pub federation: Option<String>,
+
+    /// StoreAPI address announced to the cluster (needed when the gRPC
+    /// listen address is a wildcard such as 0.0.0.0). [config: advertise_address]
+    #[arg(
+        long = "advertise-address",
+        env = "SKEIN_ADVERTISE_ADDRESS",
+        value_name = "HOST:PORT"
+    )]
+    pub advertise_address: Option<String>,
+
+    /// StoreAPI address reachable from other clusters (an ingress or load
+    /// balancer with TLS passthrough); makes this node a WAN member.
+    /// [config: external_address]
+    #[arg(
+        long = "external-address",
+        env = "SKEIN_EXTERNAL_ADDRESS",
+        value_name = "HOST:PORT"
+    )]
+    pub external_address: Option<String>,
+
+    /// UDP address for LAN gossip; gossip is off unless set.
+    /// [config: gossip.listen_address]
+    #[arg(
+        long = "gossip.listen-address",
+        env = "SKEIN_GOSSIP_LISTEN_ADDRESS",
+        value_name = "HOST:PORT"
+    )]
+    pub gossip_listen_address: Option<String>,
+
+    /// Gossip address announced to peers (needed with a wildcard listen
+    /// address). [config: gossip.advertise_address]
+    #[arg(
+        long = "gossip.advertise-address",
+        env = "SKEIN_GOSSIP_ADVERTISE_ADDRESS",
+        value_name = "HOST:PORT"
+    )]
+    pub gossip_advertise_address: Option<String>,
+
+    /// LAN gossip seed, repeatable (host:port; DNS names re-resolved).
+    /// [config: gossip.seeds]
+    #[arg(
+        long = "gossip.seed",
+        env = "SKEIN_GOSSIP_SEEDS",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub gossip_seeds: Vec<String>,
+
+    /// WAN seed (another cluster's external gRPC address), repeatable.
+    /// [config: gossip.wan_seeds]
+    #[arg(
+        long = "gossip.wan-seed",
+        env = "SKEIN_GOSSIP_WAN_SEEDS",
+        value_delimiter = ',',
+        value_name = "HOST:PORT"
+    )]
+    pub gossip_wan_seeds: Vec<String>,
+
+    /// File with the gossip keys, one per line (base64 or hex of 32
+    /// bytes); the first seals, all open. Re-read when it changes. Keys are
+    /// never taken from the command line. [config: gossip.keyring_file]
+    #[arg(
+        long = "gossip.keyring-file",
+        env = "SKEIN_GOSSIP_KEYRING_FILE",
+        value_name = "FILE"
+    )]
+    pub gossip_keyring_file: Option<String>,
+
+    /// Gossip round interval. [config: gossip.interval] [default: 1s]
+    #[arg(
+        long = "gossip.interval",
+        env = "SKEIN_GOSSIP_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub gossip_interval: Option<String>,
+
     /// Listen address for HTTP: /metrics, /-/healthy, /-/ready and, with the
     /// query role, the Prometheus HTTP API. [config: http_address] [default: 127.0.0.1:10902]
     #[arg(
@@ -252,6 +341,17 @@ impl NodeArgs {
         NodeArgs {
             config: Some(path),
             roles: None,
+            node_id: None,
+            cluster: None,
+            federation: None,
+            advertise_address: None,
+            external_address: None,
+            gossip_listen_address: None,
+            gossip_advertise_address: None,
+            gossip_seeds: vec![],
+            gossip_wan_seeds: vec![],
+            gossip_keyring_file: None,
+            gossip_interval: None,
             http_address: None,
             grpc_address: None,
             log_format: None,
@@ -412,6 +512,91 @@ impl NodeArgs {
             self.tls_ca_file.clone().or(ft.ca_file),
             self.tls_server_name.clone().or(ft.server_name),
         )?;
+        let fg = file.gossip;
+        let gossip_listen = self
+            .gossip_listen_address
+            .clone()
+            .or(fg.as_ref().and_then(|g| g.listen_address.clone()));
+        let gossip = match gossip_listen {
+            None => None,
+            Some(listen) => {
+                let fg = fg.unwrap_or_default();
+                let listen_address = parse_addr("gossip.listen_address", &listen)?;
+                let advertise_address = match self
+                    .gossip_advertise_address
+                    .clone()
+                    .or(fg.advertise_address)
+                {
+                    Some(a) => Some(parse_addr("gossip.advertise_address", &a)?),
+                    None if listen_address.ip().is_unspecified() => {
+                        return Err(ConfigError::Invalid {
+                            key: "gossip.advertise_address",
+                            message: format!(
+                                "required when gossip listens on the wildcard {listen_address}: \
+                                 peers need an address they can reach"
+                            ),
+                        });
+                    }
+                    None => None,
+                };
+                let keyring_file = self
+                    .gossip_keyring_file
+                    .clone()
+                    .or(fg.keyring_file)
+                    .map(std::path::PathBuf::from);
+                if keyring_file.is_none() && !dev {
+                    return Err(ConfigError::Invalid {
+                        key: "gossip.keyring_file",
+                        message: "gossip is sealed: give a keyring file (one key per line; \
+                                  generate one with `skein tools gossip-key`), or run with \
+                                  --dev for plaintext local development"
+                            .into(),
+                    });
+                }
+                Some(crate::config::GossipSettings {
+                    listen_address,
+                    advertise_address,
+                    seeds: pick(&self.gossip_seeds, fg.seeds, vec![]),
+                    wan_seeds: pick(&self.gossip_wan_seeds, fg.wan_seeds, vec![]),
+                    keyring_file,
+                    interval: dur(
+                        "gossip.interval",
+                        &self.gossip_interval,
+                        fg.interval.as_ref(),
+                        "1s",
+                    )?,
+                })
+            }
+        };
+        let cluster = self.cluster.clone().or(file.cluster);
+        if gossip.is_some() && cluster.is_none() {
+            return Err(ConfigError::Invalid {
+                key: "cluster",
+                message: "gossip needs the name of this node's cluster".into(),
+            });
+        }
+        let http_addr = parse_addr("http_address", &http)?;
+        let node_id = self.node_id.clone().or(file.node_id).unwrap_or_else(|| {
+            // Unique per host and HTTP listener, so several nodes on
+            // one machine (or loopback addresses) differ.
+            let addr: String = http_addr
+                .to_string()
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+                .collect();
+            format!("{}-{}", hostname(), addr.trim_matches('-'))
+        });
+        let advertise_address = self.advertise_address.clone().or(file.advertise_address);
+        let external_address = self.external_address.clone().or(file.external_address);
+        for (key, a) in [
+            ("advertise_address", &advertise_address),
+            ("external_address", &external_address),
+        ] {
+            if let Some(a) = a {
+                check_host_port(key, a)?;
+            }
+        }
+
         let needs_grpc = roles.contains(&Role::Sidecar)
             || (roles.contains(&Role::Query) && !query.stores.is_empty());
         if tls.is_none() && needs_grpc && !dev {
@@ -426,9 +611,19 @@ impl NodeArgs {
 
         Ok(Config {
             roles,
+            node_id,
+            cluster,
+            federation: self
+                .federation
+                .clone()
+                .or(file.federation)
+                .unwrap_or_else(|| "skein".into()),
+            advertise_address,
+            external_address,
+            gossip,
             tls,
             dev,
-            http_address: parse_addr("http_address", &http)?,
+            http_address: http_addr,
             grpc_address: parse_addr("grpc_address", &grpc)?,
             log_format: self.log_format.or(fl.format).unwrap_or_default(),
             log_level: self
@@ -438,6 +633,34 @@ impl NodeArgs {
                 .unwrap_or_else(|| "info".into()),
             sidecar,
             query,
+        })
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "skein".into())
+}
+
+/// `host:port` with a non-empty host and a numeric port.
+fn check_host_port(key: &'static str, a: &str) -> Result<(), ConfigError> {
+    let ok = a
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid {
+            key,
+            message: format!("{a:?} is not a host:port address"),
         })
     }
 }

@@ -58,6 +58,12 @@ pub enum LogFormat {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub roles: Option<Vec<Role>>,
+    pub node_id: Option<String>,
+    pub cluster: Option<String>,
+    pub federation: Option<String>,
+    pub advertise_address: Option<String>,
+    pub external_address: Option<String>,
+    pub gossip: Option<FileGossip>,
     pub http_address: Option<String>,
     pub grpc_address: Option<String>,
     pub log: Option<FileLog>,
@@ -72,6 +78,17 @@ pub struct FileConfig {
 pub struct FileLog {
     pub format: Option<LogFormat>,
     pub level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileGossip {
+    pub listen_address: Option<String>,
+    pub advertise_address: Option<String>,
+    pub seeds: Option<Vec<String>>,
+    pub wan_seeds: Option<Vec<String>>,
+    pub keyring_file: Option<String>,
+    pub interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +146,17 @@ impl FileConfig {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub roles: Vec<Role>,
+    /// Unique id of this node in gossip.
+    pub node_id: String,
+    /// The cluster this node belongs to (its LAN gossip pool).
+    pub cluster: Option<String>,
+    /// The federation of clusters (the WAN pool).
+    pub federation: String,
+    /// StoreAPI address announced inside the cluster.
+    pub advertise_address: Option<String>,
+    /// StoreAPI address reachable from other clusters.
+    pub external_address: Option<String>,
+    pub gossip: Option<GossipSettings>,
     pub http_address: SocketAddr,
     pub grpc_address: SocketAddr,
     pub log_format: LogFormat,
@@ -139,6 +167,18 @@ pub struct Config {
     pub dev: bool,
     pub sidecar: SidecarSettings,
     pub query: QuerySettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct GossipSettings {
+    pub listen_address: SocketAddr,
+    pub advertise_address: Option<SocketAddr>,
+    pub seeds: Vec<String>,
+    pub wan_seeds: Vec<String>,
+    /// Keyring file (one key per line, the first seals); `None` only in
+    /// development mode, which gossips in plaintext.
+    pub keyring_file: Option<std::path::PathBuf>,
+    pub interval: Duration,
 }
 
 #[derive(Clone, Debug)]

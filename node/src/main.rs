@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod config;
+mod gossip;
 mod grpc;
 mod http;
 mod logging;

@@ -8,7 +8,7 @@ use actix::Actor;
 use futures::FutureExt;
 use prometheus_client::registry::Registry;
 use skein_actors::query::{QueryConfig, QueryHandle};
-use skein_actors::sidecar::{IsReady, SidecarActor, SidecarConfig, SidecarStore};
+use skein_actors::sidecar::{GetState, IsReady, SidecarActor, SidecarConfig, SidecarStore};
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Role};
@@ -22,7 +22,11 @@ pub fn node(config: Config) -> anyhow::Result<()> {
             .build()
             .expect("building the tokio runtime")
     });
-    sys.block_on(run(config))
+    let res = sys.block_on(run(config));
+    // The process exits next. Dropping the System would poll actors that
+    // never started (on start-up errors) outside any reactor and panic.
+    std::mem::forget(sys);
+    res
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
@@ -30,6 +34,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let mut readiness = Readiness::default();
     let mut grpc_stop: Option<oneshot::Sender<()>> = None;
     let mut grpc_task = None;
+    let mut served: Option<crate::gossip::ServedFn> = None;
 
     let tls = match &config.tls {
         Some(t) => {
@@ -76,6 +81,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
             .boxed()
         });
+        let state_addr = addr.clone();
+        served = Some(Arc::new(move || {
+            let a = state_addr.clone();
+            async move {
+                let s = a
+                    .send(GetState)
+                    .timeout(Duration::from_secs(2))
+                    .await
+                    .ok()?;
+                s.ready.then(|| crate::gossip::Served {
+                    label_sets: vec![s.external_labels.clone()],
+                    min_time: s.min_time,
+                    max_time: s.max_time,
+                })
+            }
+            .boxed()
+        }));
         let store = SidecarStore::new(addr, metrics);
         let (tx, rx) = oneshot::channel();
         grpc_task =
@@ -98,9 +120,36 @@ async fn run(config: Config) -> anyhow::Result<()> {
             store_timeout: q.store_timeout,
         };
         tracing::info!(stores = ?q.stores, "query role started");
-        Some(QueryHandle::start(cfg, &mut registry))
+        Some(QueryHandle::start_with_tls(cfg, tls.clone(), &mut registry))
     } else {
         None
+    };
+
+    let membership = match &config.gossip {
+        Some(g) => {
+            let roles: Vec<skein_discovery::Role> = config
+                .roles
+                .iter()
+                .map(|r| match r {
+                    Role::Sidecar => skein_discovery::Role::Sidecar,
+                    Role::Query => skein_discovery::Role::Query,
+                })
+                .collect();
+            let m = crate::gossip::start(
+                &config,
+                g,
+                roles,
+                served.clone(),
+                readiness.clone(),
+                &mut registry,
+            )
+            .await?;
+            if let Some(q) = &query {
+                crate::gossip::feed_store_set(&m, config.cluster.clone(), q.clone());
+            }
+            Some(m)
+        }
+        None => None,
     };
 
     let state = crate::http::HttpState {
@@ -113,6 +162,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     http.stop(true).await;
+    if let Some(m) = membership {
+        // Announce not-ready so queriers drop this node now rather than
+        // after failure detection; give the news two rounds to spread.
+        m.set_ready(false).await;
+        let round = config
+            .gossip
+            .as_ref()
+            .map_or(Duration::from_secs(1), |g| g.interval);
+        tokio::time::sleep(round * 2).await;
+    }
     if let Some(tx) = grpc_stop {
         let _ = tx.send(());
     }

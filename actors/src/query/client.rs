@@ -25,18 +25,40 @@ pub enum ClientError {
     NotAStore,
 }
 
+/// The host part of `host:port` (brackets of an IPv6 literal removed): the
+/// name a store's certificate must carry when none was announced.
+pub fn host_of(addr: &str) -> &str {
+    let a = addr.split_once("://").map_or(addr, |(_, rest)| rest);
+    let host = a.rsplit_once(':').map_or(a, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 /// A lazily connecting channel to `addr` (`host:port`); it reconnects by
-/// itself after failures. Needs a running tokio runtime.
-pub fn channel(addr: &str) -> Result<Channel, ClientError> {
+/// itself after failures. With TLS material the link is mutual TLS and the
+/// store's certificate must carry `server_name` (default: the host of
+/// `addr`). Needs a running tokio runtime.
+pub fn channel(
+    addr: &str,
+    tls: Option<&skein_tls::TlsMaterial>,
+    server_name: Option<&str>,
+) -> Result<Channel, ClientError> {
+    let bad = |reason: String| ClientError::BadAddress {
+        addr: addr.to_string(),
+        reason,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let uri = if addr.contains("://") {
         addr.to_string()
     } else {
-        format!("http://{addr}")
+        format!("{scheme}://{addr}")
     };
-    let endpoint = Endpoint::from_shared(uri).map_err(|e| ClientError::BadAddress {
-        addr: addr.to_string(),
-        reason: e.to_string(),
-    })?;
+    let mut endpoint = Endpoint::from_shared(uri).map_err(|e| bad(e.to_string()))?;
+    if let Some(m) = tls {
+        let name = server_name.unwrap_or_else(|| host_of(addr));
+        endpoint = endpoint
+            .tls_config(m.client_config(name))
+            .map_err(|e| bad(format!("TLS: {e}")))?;
+    }
     Ok(endpoint
         .connect_timeout(CONNECT_TIMEOUT)
         .tcp_nodelay(true)

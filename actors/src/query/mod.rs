@@ -31,7 +31,7 @@ pub use labels_api::{Answer, LabelsQuery};
 pub use metrics::QueryMetrics;
 pub use selector::{parse_match_params, parse_selector};
 pub use source::{SourceOptions, StoreApiSource};
-pub use store_set::{CheckNow, GetStores, StoreSetActor, StoreStatus};
+pub use store_set::{Candidate, CheckNow, GetStores, SetDiscovered, StoreSetActor, StoreStatus};
 
 /// Per-request options of a PromQL query (the Thanos/Prometheus params).
 #[derive(Clone, Debug, Default)]
@@ -60,8 +60,17 @@ impl QueryHandle {
     /// Starts the store set actor and builds the engine. Must run inside a
     /// running actix System.
     pub fn start(cfg: QueryConfig, registry: &mut Registry) -> QueryHandle {
+        Self::start_with_tls(cfg, None, registry)
+    }
+
+    /// Like [`QueryHandle::start`], dialing stores over mutual TLS.
+    pub fn start_with_tls(
+        cfg: QueryConfig,
+        tls: Option<Arc<skein_tls::TlsReloader>>,
+        registry: &mut Registry,
+    ) -> QueryHandle {
         let metrics = QueryMetrics::register(registry);
-        let actor = StoreSetActor::new(&cfg.stores, cfg.info_interval, cfg.info_timeout);
+        let actor = StoreSetActor::with_tls(&cfg.stores, cfg.info_interval, cfg.info_timeout, tls);
         let store_set = actor.start();
         let engine = Engine::new(EngineOptions {
             lookback_delta: cfg.lookback_delta,
@@ -90,6 +99,11 @@ impl QueryHandle {
             .send(GetStores)
             .await
             .map_err(|e| FanoutError::Unavailable(format!("store set unavailable: {e}")))
+    }
+
+    /// Replaces the stores found through gossip (configured ones stay).
+    pub fn set_discovered(&self, cands: Vec<Candidate>) {
+        self.store_set.do_send(SetDiscovered(cands));
     }
 
     /// Checks every store now and returns the updated set.

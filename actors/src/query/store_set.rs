@@ -14,8 +14,17 @@ use super::client::{self, StoreInfo};
 /// What the querier knows about one store.
 #[derive(Clone, Debug)]
 pub struct StoreStatus {
-    /// The address it was configured with.
+    /// The address it was configured with (or discovered at).
     pub name: String,
+    /// TLS server name announced by the store (default: the address's host).
+    pub server_name: Option<String>,
+    /// Found through gossip (removed when it leaves the view), not configured.
+    pub discovered: bool,
+    /// When a discovered store that was failing left the gossip view. It
+    /// stays (as unavailable, so queries warn about its data) until
+    /// [`DEPARTED_GRACE`] has passed; a store that leaves while healthy (a
+    /// graceful shutdown) goes at once.
+    pub departed: Option<SystemTime>,
     /// `None` when the address could not be turned into a channel.
     pub channel: Option<Channel>,
     /// `sidecar`, `store`, ... as the store reports it; empty until known.
@@ -31,13 +40,26 @@ pub struct StoreStatus {
 }
 
 impl StoreStatus {
+    /// A plaintext store (development mode).
     pub fn new(name: &str) -> Self {
-        let (channel, last_error) = match client::channel(name) {
+        StoreStatus::with_tls(name, None, None, false)
+    }
+
+    pub fn with_tls(
+        name: &str,
+        tls: Option<&skein_tls::TlsMaterial>,
+        server_name: Option<String>,
+        discovered: bool,
+    ) -> Self {
+        let (channel, last_error) = match client::channel(name, tls, server_name.as_deref()) {
             Ok(ch) => (Some(ch), None),
             Err(e) => (None, Some(e.to_string())),
         };
         StoreStatus {
             name: name.to_string(),
+            server_name,
+            discovered,
+            departed: None,
             channel,
             component_type: String::new(),
             label_sets: Vec::new(),
@@ -46,6 +68,17 @@ impl StoreStatus {
             last_check: None,
             last_error,
             healthy: false,
+        }
+    }
+
+    /// Rebuilds the channel (new TLS material); keeps what Info said.
+    fn redial(&mut self, tls: Option<&skein_tls::TlsMaterial>) {
+        match client::channel(&self.name, tls, self.server_name.as_deref()) {
+            Ok(ch) => self.channel = Some(ch),
+            Err(e) => {
+                self.channel = None;
+                self.last_error = Some(e.to_string());
+            }
         }
     }
 
@@ -71,9 +104,16 @@ impl StoreStatus {
     }
 }
 
+/// How long a store that failed and then dropped out of gossip keeps
+/// producing "unavailable" warnings (Thanos: `--store.unhealthy-timeout`).
+pub const DEPARTED_GRACE: Duration = Duration::from_secs(5 * 60);
+
 /// Owns the store set. Started by [`super::QueryHandle::start`].
 pub struct StoreSetActor {
     stores: Vec<StoreStatus>,
+    tls: Option<Arc<skein_tls::TlsReloader>>,
+    /// The TLS generation the channels were built with.
+    tls_generation: u64,
     snapshot: Arc<Vec<StoreStatus>>,
     info_interval: Duration,
     info_timeout: Duration,
@@ -83,9 +123,27 @@ pub struct StoreSetActor {
 impl StoreSetActor {
     /// Must be created inside a running actix System (channels need tokio).
     pub fn new(addrs: &[String], info_interval: Duration, info_timeout: Duration) -> Self {
-        let stores: Vec<StoreStatus> = addrs.iter().map(|a| StoreStatus::new(a)).collect();
+        Self::with_tls(addrs, info_interval, info_timeout, None)
+    }
+
+    /// Like [`StoreSetActor::new`], dialing every store over mutual TLS
+    /// with the reloader's current material (channels are rebuilt when it
+    /// reloads).
+    pub fn with_tls(
+        addrs: &[String],
+        info_interval: Duration,
+        info_timeout: Duration,
+        tls: Option<Arc<skein_tls::TlsReloader>>,
+    ) -> Self {
+        let material = tls.as_ref().map(|t| t.material());
+        let stores: Vec<StoreStatus> = addrs
+            .iter()
+            .map(|a| StoreStatus::with_tls(a, material.as_deref(), None, false))
+            .collect();
         StoreSetActor {
             snapshot: Arc::new(stores.clone()),
+            tls_generation: tls.as_ref().map_or(0, |t| t.generation()),
+            tls,
             stores,
             info_interval,
             info_timeout,
@@ -93,25 +151,122 @@ impl StoreSetActor {
         }
     }
 
+    /// Rebuilds every channel when the TLS material was reloaded.
+    fn follow_tls(&mut self) {
+        let Some(tls) = &self.tls else { return };
+        let generation = tls.generation();
+        if generation == self.tls_generation {
+            return;
+        }
+        let material = tls.material();
+        for s in &mut self.stores {
+            s.redial(Some(&material));
+        }
+        self.tls_generation = generation;
+        tracing::info!("TLS material reloaded: store channels rebuilt");
+    }
+
+    /// Drops departed stores whose grace period is over.
+    fn forget_departed(&mut self, now: SystemTime) {
+        let before = self.stores.len();
+        self.stores.retain(|s| match s.departed {
+            Some(t) => now.duration_since(t).map_or(true, |d| d < DEPARTED_GRACE),
+            None => true,
+        });
+        if self.stores.len() != before {
+            tracing::info!(
+                removed = before - self.stores.len(),
+                "departed stores forgotten"
+            );
+            self.snapshot = Arc::new(self.stores.clone());
+        }
+    }
+
+    /// Replaces the discovered stores with `cands` (configured ones stay).
+    fn set_discovered(&mut self, cands: Vec<Candidate>) {
+        let material = self.tls.as_ref().map(|t| t.material());
+        let before = self.stores.len();
+        let now = SystemTime::now();
+        let mut departed = 0;
+        let mut returned = 0;
+        self.stores.retain_mut(|s| {
+            if !s.discovered {
+                return true;
+            }
+            let present = cands
+                .iter()
+                .any(|c| c.address == s.name && c.server_name == s.server_name);
+            if present {
+                if s.departed.take().is_some() {
+                    returned += 1;
+                }
+                return true;
+            }
+            if s.healthy {
+                return false;
+            }
+            if s.departed.is_none() {
+                departed += 1;
+                s.departed = Some(now);
+            }
+            true
+        });
+        if departed > 0 {
+            tracing::warn!(
+                departed,
+                "failing stores left the gossip view; their data is reported missing for a while"
+            );
+        }
+        let removed = before - self.stores.len();
+        let mut added = 0;
+        for c in cands {
+            if self.stores.iter().any(|s| s.name == c.address) {
+                continue;
+            }
+            // (A departed store that comes back keeps its entry above.)
+            tracing::info!(store = %c.address, node = %c.node_id, "store discovered through gossip");
+            self.stores.push(StoreStatus::with_tls(
+                &c.address,
+                material.as_deref(),
+                c.server_name,
+                true,
+            ));
+            added += 1;
+        }
+        if removed > 0 {
+            tracing::info!(removed, "stores left the gossip view");
+        }
+        if added > 0 || removed > 0 || departed > 0 || returned > 0 {
+            self.snapshot = Arc::new(self.stores.clone());
+        }
+    }
+
     /// One Info call per store, concurrently; results come back to the actor.
     fn check_round(&mut self) -> impl ActorFuture<Self, Output = ()> + use<> {
+        self.follow_tls();
+        self.forget_departed(SystemTime::now());
         let timeout = self.info_timeout;
         let calls: Vec<_> = self
             .stores
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.channel.clone().map(|ch| (i, ch)))
-            .map(|(i, ch)| async move {
-                let res = client::info(ch, timeout).await.map_err(|e| e.to_string());
-                (i, res)
+            .filter(|(_, s)| s.channel.is_some())
+            .map(|(i, s)| (i, s.name.clone(), s.channel.clone()))
+            .map(|(i, name, ch)| async move {
+                let res = match ch {
+                    Some(ch) => client::info(ch, timeout).await.map_err(|e| e.to_string()),
+                    None => Err("no channel".to_string()),
+                };
+                (i, name, res)
             })
             .collect();
         async move { join_all(calls).await }
             .into_actor(self)
             .map(|results, act, _ctx| {
                 let now = SystemTime::now();
-                for (i, res) in results {
-                    if let Some(s) = act.stores.get_mut(i) {
+                for (i, name, res) in results {
+                    // The set may have changed during the round (gossip).
+                    if let Some(s) = act.stores.get_mut(i).filter(|s| s.name == name) {
                         s.apply(res, now);
                     }
                 }
@@ -150,6 +305,35 @@ impl Handler<GetStores> for StoreSetActor {
 
     fn handle(&mut self, _: GetStores, _: &mut Context<Self>) -> Self::Result {
         MessageResult(Arc::clone(&self.snapshot))
+    }
+}
+
+/// A store found through gossip.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Candidate {
+    /// StoreAPI `host:port` to dial.
+    pub address: String,
+    /// Name its certificate carries (SNI), as it announced it.
+    pub server_name: Option<String>,
+    pub node_id: String,
+}
+
+/// Replaces the discovered part of the store set.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetDiscovered(pub Vec<Candidate>);
+
+impl Handler<SetDiscovered> for StoreSetActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetDiscovered, ctx: &mut Context<Self>) {
+        let before = self.stores.len();
+        self.set_discovered(msg.0);
+        // Check newcomers now rather than at the next interval.
+        if self.stores.len() != before || self.stores.iter().any(|s| s.last_check.is_none()) {
+            let round = self.check_round();
+            ctx.spawn(round);
+        }
     }
 }
 

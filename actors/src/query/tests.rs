@@ -744,3 +744,74 @@ async fn store_set_marks_dead_stores_and_picks_them_up_when_they_come_back() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[actix_rt::test]
+async fn discovered_stores_join_leave_and_crashed_ones_keep_warning() {
+    use super::store_set::{Candidate, CheckNow, GetStores, SetDiscovered, StoreSetActor};
+    use actix::Actor;
+
+    let a = serve(
+        vec![series(&[("__name__", "up")], samples(0, 1000, SCRAPE, 1.0))],
+        ext(&[("cluster", "a")]),
+    )
+    .await;
+    let b = serve(
+        vec![series(&[("__name__", "up")], samples(0, 1000, SCRAPE, 1.0))],
+        ext(&[("cluster", "b")]),
+    )
+    .await;
+    let cand = |s: &RunningStore, id: &str| Candidate {
+        address: s.address(),
+        server_name: None,
+        node_id: id.into(),
+    };
+    // No configured stores: everything comes from gossip.
+    let actor = StoreSetActor::new(&[], Duration::from_secs(60), Duration::from_secs(2)).start();
+    actor
+        .send(SetDiscovered(vec![cand(&a, "a"), cand(&b, "b")]))
+        .await
+        .unwrap();
+    let set = actor.send(CheckNow).await.unwrap();
+    assert_eq!(set.len(), 2);
+    assert!(set.iter().all(|s| s.healthy && s.discovered), "{set:?}");
+
+    // `a` leaves gracefully (healthy when it leaves the view): gone at once.
+    actor
+        .send(SetDiscovered(vec![cand(&b, "b")]))
+        .await
+        .unwrap();
+    let set = actor.send(GetStores).await.unwrap();
+    assert_eq!(
+        set.iter().map(|s| s.name.clone()).collect::<Vec<_>>(),
+        vec![b.address()]
+    );
+
+    // `b` crashes: Info fails first, then the failure detector drops it from
+    // the view. It stays as unavailable, so queries about its data warn.
+    let b_addr = b.address();
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let set = actor.send(CheckNow).await.unwrap();
+    assert!(!set[0].healthy, "{set:?}");
+    actor.send(SetDiscovered(vec![])).await.unwrap();
+    let set = actor.send(GetStores).await.unwrap();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].departed.is_some() && !set[0].healthy);
+    let sel = super::fanout::select_stores(&set, 0, 1000, &[]);
+    let warnings = sel.unavailable_warnings(true).unwrap();
+    assert!(warnings[0].contains(&b_addr), "{warnings:?}");
+    assert!(sel.unavailable_warnings(false).is_err());
+
+    // It comes back into the view: no longer departed.
+    actor
+        .send(SetDiscovered(vec![Candidate {
+            address: b_addr.clone(),
+            server_name: None,
+            node_id: "b".into(),
+        }]))
+        .await
+        .unwrap();
+    let set = actor.send(GetStores).await.unwrap();
+    assert_eq!(set.len(), 1);
+    assert!(set[0].departed.is_none());
+}

@@ -5,6 +5,7 @@ use std::time::Instant;
 use actix_web::{HttpRequest, HttpResponse, web};
 use skein_actors::query::{Answer, FanoutError, LabelsQuery, QueryHandle};
 
+use super::disconnect::until_disconnect;
 use super::format;
 use super::params::{
     ApiError, MAX_TIME_MS, MIN_TIME_MS, Params, limit_param, match_param, reject, request_options,
@@ -34,6 +35,21 @@ fn labels_query(
     let limit = limit_param(p)?;
     let opts = request_options(p)?;
     Ok(handle.labels_query(start, end, sets, &opts, limit))
+}
+
+/// The client left; nobody reads this answer, but count it.
+fn canceled(handle: &QueryHandle, endpoint: &str, started: Instant) -> HttpResponse {
+    handle
+        .metrics()
+        .observe(endpoint, "canceled", started.elapsed());
+    let status = actix_web::http::StatusCode::from_u16(499)
+        .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST);
+    format::error(
+        status,
+        "canceled",
+        "request canceled: the client went away",
+        &[],
+    )
 }
 
 fn finish<T>(
@@ -72,7 +88,9 @@ pub async fn series(
         Ok(q) => q,
         Err(e) => return reject(&handle, "series", &e),
     };
-    let res = handle.series(&q).await;
+    let Some(res) = until_disconnect(&req, handle.series(&q)).await else {
+        return canceled(&handle, "series", started);
+    };
     finish(&handle, "series", started, res, |sets| {
         let items: Vec<String> = sets.iter().map(format::labels_json).collect();
         format!("[{}]", items.join(","))
@@ -91,7 +109,9 @@ pub async fn label_names(
         Ok(q) => q,
         Err(e) => return reject(&handle, "labels", &e),
     };
-    let res = handle.label_names(&q).await;
+    let Some(res) = until_disconnect(&req, handle.label_names(&q)).await else {
+        return canceled(&handle, "labels", started);
+    };
     finish(&handle, "labels", started, res, |v| format::strings_json(v))
 }
 
@@ -122,7 +142,9 @@ pub async fn label_values(
         Ok(q) => q,
         Err(e) => return reject(&handle, "label_values", &e),
     };
-    let res = handle.label_values(&name, &q).await;
+    let Some(res) = until_disconnect(&req, handle.label_values(&name, &q)).await else {
+        return canceled(&handle, "label_values", started);
+    };
     finish(&handle, "label_values", started, res, |v| {
         format::strings_json(v)
     })

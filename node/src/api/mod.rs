@@ -2,6 +2,7 @@
 //! and its `dedup`, `partial_response`, `replicaLabels[]` parameters).
 //! Handlers read `web::Data<skein_actors::query::QueryHandle>`.
 
+pub mod disconnect;
 pub mod format;
 pub mod metadata;
 pub mod params;
@@ -14,6 +15,8 @@ mod compat_tests;
 mod tests;
 
 use actix_web::{HttpResponse, web};
+
+pub use disconnect::on_connect;
 
 /// Largest url-encoded form body accepted (many `match[]`, long queries).
 const MAX_FORM_BYTES: usize = 8 * 1024 * 1024;

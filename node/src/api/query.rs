@@ -8,6 +8,7 @@ use skein_actors::query::QueryHandle;
 use skein_actors::query::parse_position::with_position;
 use skein_promql::{QueryError, QueryOutput};
 
+use super::disconnect::until_disconnect;
 use super::format;
 use super::params::{
     ApiError, MAX_POINTS, Params, now_ms, parse_duration_ms, reject, request_options,
@@ -63,7 +64,9 @@ pub async fn instant(
         Err(e) => return reject(&handle, "query", &e),
     };
     let query = p.get("query").unwrap_or("");
-    let res = handle.query_instant(query, time_ms, &opts).await;
+    let res = until_disconnect(&req, handle.query_instant(query, time_ms, &opts))
+        .await
+        .unwrap_or(Err(QueryError::Canceled));
     respond(&handle, "query", query, started, res)
 }
 
@@ -113,8 +116,11 @@ pub async fn range(
         Err(e) => return reject(&handle, "query_range", &e),
     };
     let query = p.get("query").unwrap_or("");
-    let res = handle
-        .query_range(query, r.start, r.end, r.step, &opts)
-        .await;
+    let res = until_disconnect(
+        &req,
+        handle.query_range(query, r.start, r.end, r.step, &opts),
+    )
+    .await
+    .unwrap_or(Err(QueryError::Canceled));
     respond(&handle, "query_range", query, started, res)
 }

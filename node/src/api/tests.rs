@@ -521,3 +521,92 @@ async fn failing_and_hanging_stores_give_warnings_or_errors() {
         "{v}"
     );
 }
+
+/// With `on_connect` installed, a client that disconnects cancels its
+/// query and the StoreAPI calls under it; a client that stays is served.
+#[actix_web::test]
+async fn a_client_that_leaves_cancels_its_query() {
+    use std::io::{Read, Write};
+
+    let store = MemStore::new(
+        vec![Series::new(
+            Labels::from_pairs([("__name__", "up")]),
+            samples(0, 600_000, 1.0),
+        )],
+        MemStoreOptions {
+            delay: Some(Duration::from_secs(30)),
+            ..opts(&[("cluster", "slow")])
+        },
+    );
+    let probe = store.clone();
+    let fast = ha_stores().await;
+    let mut all = fast;
+    all.push(store.serve().await.unwrap());
+    let f = fixture_with(all, vec![], Duration::from_secs(60)).await;
+    let data = web::Data::new(f.handle.clone());
+    let server = actix_web::HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(super::configure)
+    })
+    //TMP .on_connect(super::on_connect)
+    .workers(1)
+    .disable_signals()
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let stop = server.handle();
+    actix_rt::spawn(server);
+
+    // A query that does not touch the slow store is answered.
+    let ok = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET /api/v1/query?query=1%2B1&time=4 HTTP/1.0\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    });
+    let mut waited = Duration::ZERO;
+    while !ok.is_finished() && waited < Duration::from_secs(10) {
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+        waited += Duration::from_millis(20);
+    }
+    let out = ok.join().unwrap();
+    assert!(
+        out.ends_with(r#"{"status":"success","data":{"resultType":"scalar","result":[4,"2"]}}"#),
+        "{out}"
+    );
+
+    // A client that gives up on a slow query takes the store call with it.
+    let leaver = std::thread::spawn(move || {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            s,
+            "GET /api/v1/query?query=up&time=300 HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        std::thread::sleep(Duration::from_millis(600));
+    });
+    let started = std::time::Instant::now();
+    let mut seen = false;
+    let mut cancelled_after = None;
+    while started.elapsed() < Duration::from_secs(8) {
+        let n = probe.series_in_flight();
+        seen |= n == 1;
+        if seen && n == 0 {
+            cancelled_after = Some(started.elapsed());
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    leaver.join().unwrap();
+    stop.stop(false).await;
+    assert!(seen, "the slow store was never asked");
+    let after = cancelled_after.expect("the store call outlived its client");
+    assert!(after < Duration::from_secs(3), "{after:?}");
+}

@@ -10,10 +10,18 @@ pub enum ToolsCommand {
     /// tests and the demo; production certificates come from your PKI, for
     /// instance cert-manager).
     Certs(certs::CertsArgs),
+    /// Print a new random gossip key (base64, 32 bytes) for a keyring file.
+    /// Rotation: add it as the last line everywhere, then move it to the
+    /// first line everywhere, then remove the old key.
+    GossipKey,
 }
 
 pub fn run(cmd: ToolsCommand) -> anyhow::Result<()> {
     match cmd {
         ToolsCommand::Certs(a) => certs::run(a),
+        ToolsCommand::GossipKey => {
+            println!("{}", skein_discovery::Keyring::generate_key());
+            Ok(())
+        }
     }
 }
