@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release demo test test-rust lint bench conformance clean
+.PHONY: deps build release demo test test-rust lint k8s-check bench conformance chaos clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -17,8 +17,10 @@ release:
 demo: deps release
 	@./scripts/demo.sh
 
-# Lint first (cheap), then every test of every crate, end-to-end included.
-test: deps lint build test-rust
+# Lint first (cheap), then every test of every crate (PromQL conformance,
+# end to end against real Prometheus and Garage, the seeded chaos schedule),
+# then the Kubernetes manifests.
+test: deps lint build test-rust k8s-check
 
 lint:
 	$(CARGO) fmt --all --check
@@ -27,8 +29,19 @@ lint:
 test-rust:
 	$(CARGO) test --workspace --no-fail-fast
 
+k8s-check: build
+	./scripts/k8s-check.sh
+
+# The whole PromQL conformance table (Prometheus's own test files).
+conformance:
+	$(CARGO) test -p skein-promql --test conformance -- --nocapture
+
 bench: deps release
 	SKEIN_BIN=$(CURDIR)/target/release/skein $(CARGO) run --release -p skein-e2e --bin bench_querier_overhead
+
+# A full fault-injection schedule (10 minutes) with its report in chaos-report/.
+chaos: deps build
+	$(CARGO) run -p skein-chaos -- run --duration 10m --out $(CURDIR)/chaos-report --skein $(CURDIR)/target/debug/skein
 
 clean:
 	$(CARGO) clean

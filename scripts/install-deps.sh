@@ -8,6 +8,8 @@ command -v prometheus >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v curl >/dev/null 2>&1 || need_apt+=(curl)
+command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing Debian packages: ${need_apt[*]}"
@@ -24,4 +26,11 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
     echo "cargo is missing: install the Rust toolchain (rustup) first" >&2
     exit 1
+fi
+
+# Garage: the real S3 server the storage tests run against (built once,
+# about 7 minutes on 2 cores; kept in ~/.cargo/bin).
+if ! command -v garage >/dev/null 2>&1 && [ ! -x "$HOME/.cargo/bin/garage" ]; then
+    echo "installing garage (S3 server for the storage tests; one-time build)"
+    cargo install garage --locked --quiet
 fi
