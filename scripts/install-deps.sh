@@ -9,7 +9,6 @@ command -v promtool >/dev/null 2>&1 || need_apt+=(prometheus)
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v curl >/dev/null 2>&1 || need_apt+=(curl)
-command -v kubectl >/dev/null 2>&1 || need_apt+=(kubernetes-client)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing Debian packages: ${need_apt[*]}"
