@@ -50,6 +50,8 @@ pub struct MemStoreOptions {
 }
 
 struct Inner {
+    /// Series calls being answered right now.
+    in_flight: std::sync::atomic::AtomicUsize,
     /// Sorted by labels (external labels included).
     series: Vec<(Labels, Vec<AggrChunk>)>,
     opts: MemStoreOptions,
@@ -102,6 +104,7 @@ impl MemStore {
         let max_time = times.map(|c| c.max_time).max().unwrap_or(i64::MIN);
         MemStore {
             inner: Arc::new(Inner {
+                in_flight: std::sync::atomic::AtomicUsize::new(0),
                 series: all,
                 opts,
                 min_time,
@@ -130,6 +133,13 @@ impl MemStore {
             })
             .map(|(ls, cs)| (ls, cs))
             .collect())
+    }
+
+    /// Series calls in progress (a call dropped by its client leaves).
+    pub fn series_in_flight(&self) -> usize {
+        self.inner
+            .in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     async fn pause(&self) {
@@ -187,6 +197,22 @@ impl Drop for RunningStore {
     }
 }
 
+/// Counts a call while it runs, also when its future is dropped.
+struct InFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(n: &'a std::sync::atomic::AtomicUsize) -> Self {
+        n.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        InFlight(n)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 type SeriesStream = std::pin::Pin<Box<dyn Stream<Item = Result<SeriesResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -197,6 +223,7 @@ impl Store for MemStore {
         &self,
         request: Request<SeriesRequest>,
     ) -> Result<Response<Self::SeriesStream>, Status> {
+        let _guard = InFlight::enter(&self.inner.in_flight);
         self.pause().await;
         if let Some(e) = &self.inner.opts.fail_series {
             return Err(Status::unavailable(e.clone()));

@@ -549,7 +549,7 @@ async fn a_client_that_leaves_cancels_its_query() {
             .app_data(data.clone())
             .configure(super::configure)
     })
-    //TMP .on_connect(super::on_connect)
+    .on_connect(super::on_connect)
     .workers(1)
     .disable_signals()
     .bind("127.0.0.1:0")
