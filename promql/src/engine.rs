@@ -195,6 +195,11 @@ impl Engine {
         opts: &QueryOptions,
     ) -> Result<QueryOutput, QueryError> {
         let expr = parse_query(query)?;
+        if !(-1_000_000_000_000_000..=1_000_000_000_000_000).contains(&time_ms) {
+            return Err(QueryError::Parse {
+                message: "query time out of range".into(),
+            });
+        }
         self.run(source, expr, time_ms, time_ms, 0, opts).await
     }
 
@@ -216,6 +221,12 @@ impl Engine {
         if end_ms < start_ms {
             return Err(QueryError::Parse {
                 message: "end timestamp must not be before start time".into(),
+            });
+        }
+        const LIMIT: i64 = 1_000_000_000_000_000;
+        if !(-LIMIT..=LIMIT).contains(&start_ms) || !(-LIMIT..=LIMIT).contains(&end_ms) {
+            return Err(QueryError::Parse {
+                message: "query time out of range".into(),
             });
         }
         if (end_ms - start_ms) / step_ms >= MAX_POINTS {
@@ -256,7 +267,7 @@ impl Engine {
         let lookback = opts.lookback_delta.unwrap_or(self.opts.lookback_delta);
         let mut ctx = Ctx {
             data: HashMap::new(),
-            lookback_ms: lookback.as_millis() as i64,
+            lookback_ms: lookback.as_millis().min(1_000_000_000_000_000) as i64,
             query_start: start,
             query_end: end,
             query_step: step,

@@ -264,6 +264,7 @@ pub(crate) fn system_time_ms(t: std::time::SystemTime) -> i64 {
     match t.duration_since(std::time::UNIX_EPOCH) {
         Ok(d) => dur_ms(d),
         Err(e) => -dur_ms(e.duration()),
+        // dur_ms caps at about 31,000 years either way.
     }
 }
 
