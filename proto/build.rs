@@ -5,6 +5,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/thanos/store.proto",
         "proto/thanos/info.proto",
         "proto/prometheus/remote.proto",
+        "proto/skein/gossip.proto",
     ];
     for f in files {
         println!("cargo:rerun-if-changed={f}");
