@@ -38,6 +38,13 @@ pub(crate) struct StepVectors {
 }
 
 impl StepVectors {
+    pub fn empty(nsteps: usize) -> Self {
+        StepVectors {
+            labels: Vec::new(),
+            steps: vec![Vec::new(); nsteps],
+        }
+    }
+
     pub fn points(&self) -> usize {
         self.steps.iter().map(Vec::len).sum()
     }

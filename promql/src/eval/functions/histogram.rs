@@ -325,6 +325,13 @@ impl Evaluator<'_> {
                 }
                 StepVectors { labels, steps }.relabel(Labels::clone)?
             }
+            "histogram_count" | "histogram_sum" | "histogram_avg" | "histogram_stddev"
+            | "histogram_stdvar" => {
+                // These read native histogram samples only; float samples
+                // are ignored, and sources carry floats only.
+                let v = self.eval_vector(self.arg(c, 0)?)?;
+                StepVectors::empty(v.steps.len())
+            }
             _ => return Ok(None),
         };
         Ok(Some(Val::Vector(out.compact().drop_name()?)))
