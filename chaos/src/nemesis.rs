@@ -50,21 +50,21 @@ impl Nemesis {
                 let (a, b) = (cidr(subnet(*a)), cidr(subnet(*b)));
                 self.router
                     .nft(&format!(
-                        "table inet skcpart {{\n chain fwd {{\n  type filter hook forward priority 0;\n  ip saddr {a} ip daddr {b} drop\n  ip saddr {b} ip daddr {a} drop\n }}\n}}\n"
+                        "table inet skcpart {{\n chain skcfwd {{\n  type filter hook forward priority 0;\n  ip saddr {a} ip daddr {b} drop\n  ip saddr {b} ip daddr {a} drop\n }}\n}}\n"
                     ))
                     .map_err(|e| e.to_string())
             }
             Fault::Isolate { host } => self
                 .host(host)?
                 .nft(
-                    "table inet skciso {\n chain in {\n  type filter hook input priority 0;\n  iifname \"eth0\" drop\n }\n chain out {\n  type filter hook output priority 0;\n  oifname \"eth0\" drop\n }\n}\n",
+                    "table inet skciso {\n chain skcin {\n  type filter hook input priority 0;\n  iifname \"eth0\" drop\n }\n chain skcout {\n  type filter hook output priority 0;\n  oifname \"eth0\" drop\n }\n}\n",
                 )
                 .map_err(|e| e.to_string()),
             Fault::S3Outage => {
                 let (host, port) = self.s3.as_ref().ok_or("no S3 server in this run")?;
                 self.host(host)?
                     .nft(&format!(
-                        "table inet skcs3 {{\n chain in {{\n  type filter hook input priority 0;\n  tcp dport {port} drop\n }}\n}}\n"
+                        "table inet skcs3 {{\n chain skcin {{\n  type filter hook input priority 0;\n  tcp dport {port} drop\n }}\n}}\n"
                     ))
                     .map_err(|e| e.to_string())
             }

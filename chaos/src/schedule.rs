@@ -61,7 +61,7 @@ impl Fault {
         match self {
             Fault::KillRestart { proc } => format!("kill -9 {proc}"),
             Fault::Pause { proc } => format!("SIGSTOP {proc}"),
-            Fault::Partition { a, b } => format!("partition c{} | c{}", a + 1, b + 1),
+            Fault::Partition { a, b } => format!("partition c{} / c{}", a + 1, b + 1),
             Fault::Isolate { host } => format!("isolate {host}"),
             Fault::S3Outage => "S3 outage".into(),
             Fault::SidecarKillDuringUpload { proc } => format!("kill -9 {proc} during upload"),

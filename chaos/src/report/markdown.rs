@@ -7,7 +7,8 @@ use crate::invariants::Verdict;
 
 fn stats_row(name: &str, s: &Stats) -> String {
     format!(
-        "| {name} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
+        "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
+        name.replace('|', "\\|"),
         s.queries,
         s.exact,
         s.answered_with_warning,
@@ -39,7 +40,12 @@ pub fn render(r: &Report) -> String {
             Verdict::Fail => "**FAIL**",
             Verdict::Skipped => "skipped",
         };
-        let _ = writeln!(o, "| {} | {v} | {} |", i.name, i.detail.replace('|', "\\|"));
+        let _ = writeln!(
+            o,
+            "| {} | {v} | {} |",
+            i.name,
+            i.detail.replace('|', "\\|").replace('\n', " ")
+        );
     }
     let _ = writeln!(
         o,
@@ -75,7 +81,7 @@ pub fn render(r: &Report) -> String {
             f(w.run.began_s),
             f(w.run.healed_s),
             f(w.run.converged_after_s),
-            errs.join("; ").replace('|', "\\|")
+            errs.join("; ").replace('|', "\\|").replace('\n', " ")
         );
     }
     if !r.crashes.is_empty() {
