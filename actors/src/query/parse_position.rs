@@ -22,6 +22,22 @@ const FILLERS: &[&str] = &[
     "[1m]",
     " by (a) (x)",
     "a",
+    " 1m",
+    " 1",
+    " x",
+];
+
+/// Words of syntax errors; other parse errors are type errors, which
+/// Prometheus places at the start of the expression.
+const SYNTAX_WORDS: &[&str] = &[
+    "unexpected",
+    "unclosed",
+    "unterminated",
+    "invalid promql query",
+    "bad number",
+    "bad duration",
+    "no expression",
+    "illegal",
 ];
 /// What may follow once the brackets are closed.
 const TAILS: &[&str] = &["", " (x)"];
@@ -142,6 +158,13 @@ pub fn with_position(input: &str, message: &str) -> String {
     if !message.starts_with("parse error") || has_position {
         return message.to_string();
     }
+    let syntax = SYNTAX_WORDS.iter().any(|w| message.contains(w));
+    let balanced = closers(input).is_some_and(|c| c.is_empty());
+    if !syntax && balanced {
+        let first = input.find(|c: char| !c.is_whitespace()).unwrap_or(0);
+        let (line, col) = line_col(input, first);
+        return format!("{line}:{col}: {message}");
+    }
     match parse_error_position(input) {
         Some((line, col)) => format!("{line}:{col}: {message}"),
         None => message.to_string(),
@@ -168,6 +191,9 @@ mod tests {
         assert_eq!(parse_error_position("}"), Some((1, 1)));
         assert_eq!(parse_error_position(""), Some((1, 1)));
         assert_eq!(parse_error_position("up +\n  (foo bar)"), Some((2, 8)));
+        assert_eq!(parse_error_position("up offset"), Some((1, 10)));
+        assert_eq!(parse_error_position("gen_queue_depth[5x]"), Some((1, 17)));
+        assert_eq!(parse_error_position("up == bool"), Some((1, 11)));
     }
 
     #[test]
@@ -181,5 +207,9 @@ mod tests {
             "1:7: parse error: x"
         );
         assert_eq!(with_position("up", "something else"), "something else");
+        assert_eq!(
+            with_position("abs(up, up)", "parse error: expected 1 argument(s)"),
+            "1:1: parse error: expected 1 argument(s)"
+        );
     }
 }

@@ -142,6 +142,23 @@ const SAME_ERROR: &[(&str, bool)] = &[
     ("/api/v1/labels?match[]=up{", true),
 ];
 
+/// Malformed queries for `/api/v1/query`, compared like [`SAME_ERROR`].
+const BAD_QUERIES: &[(&str, bool)] = &[
+    ("rate(gen_http_requests_total[5m]", true),
+    ("gen_queue_depth[5x]", true),
+    ("up{job=\"a\"", true),
+    ("up[5m", true),
+    ("count_values(up)", true),
+    ("up offset", true),
+    ("1 + on(a) b", true),
+    ("topk(up, 3)", false),
+    ("up @ foo", true),
+    ("up{job='x", true),
+    ("abs(up, up)", true),
+    ("up == bool", true),
+    ("up +\n  (foo bar)", true),
+];
+
 /// The `line:col` in an error message, if any.
 fn position(body: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(body).ok()?;
@@ -164,7 +181,7 @@ async fn answers_match_real_prometheus() {
             .configure(super::configure),
     )
     .await;
-    let ours = |path: &'static str| {
+    let ours = |path: &str| {
         let req = test::TestRequest::get().uri(path).to_request();
         let app = &app;
         async move {
@@ -184,7 +201,19 @@ async fn answers_match_real_prometheus() {
             ));
         }
     }
-    for (path, same_position) in SAME_ERROR {
+    let encoded: Vec<(String, bool)> = BAD_QUERIES
+        .iter()
+        .map(|(q, same)| {
+            let q: String = form_urlencoded::byte_serialize(q.as_bytes()).collect();
+            (format!("/api/v1/query?query={q}"), *same)
+        })
+        .collect();
+    let all = SAME_ERROR
+        .iter()
+        .map(|(p, same)| (p.to_string(), *same))
+        .chain(encoded);
+    for (path, same_position) in all {
+        let path = path.as_str();
         let (ts, tb) = http_get(prom.port, path).unwrap();
         let (ms, mb) = ours(path).await;
         let kind = |b: &str| {
@@ -193,7 +222,7 @@ async fn answers_match_real_prometheus() {
                 .and_then(|v| v.get("errorType").cloned())
         };
         let position_differs =
-            *same_position && (position(&tb).is_none() || position(&tb) != position(&mb));
+            same_position && (position(&tb).is_none() || position(&tb) != position(&mb));
         if ts != ms || kind(&tb) != kind(&mb) || kind(&tb).is_none() || position_differs {
             mismatches.push(format!(
                 "{path}\n  prometheus: {ts} {tb}\n  skein:      {ms} {mb}"
