@@ -32,6 +32,12 @@ pub enum Command {
     /// Work with config files.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print the live gossip view of a running node.
+    Members {
+        /// HTTP address of any node with gossip on.
+        #[arg(long, default_value = "http://127.0.0.1:10902", env = "SKEIN_URL")]
+        url: String,
+    },
     /// Operator tools: certificates, bucket inspection.
     #[command(subcommand)]
     Tools(crate::tools::ToolsCommand),
@@ -239,6 +245,76 @@ pub struct NodeArgs {
     )]
     pub sidecar_request_timeout: Option<String>,
 
+    /// Prometheus's TSDB directory; with an objstore config, the sidecar
+    /// ships its finished blocks to object storage. [config: sidecar.tsdb_path]
+    #[arg(
+        long = "sidecar.tsdb-path",
+        env = "SKEIN_SIDECAR_TSDB_PATH",
+        value_name = "DIR"
+    )]
+    pub sidecar_tsdb_path: Option<String>,
+
+    /// Bucket the sidecar ships blocks to (Thanos objstore.yml format).
+    /// [config: sidecar.objstore_config_file]
+    #[arg(
+        long = "sidecar.objstore-config-file",
+        env = "SKEIN_SIDECAR_OBJSTORE_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub sidecar_objstore_config_file: Option<String>,
+
+    /// How often the shipper looks for finished blocks.
+    /// [config: sidecar.ship_interval] [default: 30s]
+    #[arg(
+        long = "sidecar.ship-interval",
+        env = "SKEIN_SIDECAR_SHIP_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub sidecar_ship_interval: Option<String>,
+
+    /// Local directory of the store role (index headers).
+    /// [config: store.data_dir] [default: ./data/store]
+    #[arg(
+        long = "store.data-dir",
+        env = "SKEIN_STORE_DATA_DIR",
+        value_name = "DIR"
+    )]
+    pub store_data_dir: Option<String>,
+
+    /// Bucket the store role serves (Thanos objstore.yml format).
+    /// [config: store.objstore_config_file]
+    #[arg(
+        long = "store.objstore-config-file",
+        env = "SKEIN_STORE_OBJSTORE_CONFIG_FILE",
+        value_name = "FILE"
+    )]
+    pub store_objstore_config_file: Option<String>,
+
+    /// How often the store re-reads the bucket's block list.
+    /// [config: store.sync_interval] [default: 1m]
+    #[arg(
+        long = "store.sync-interval",
+        env = "SKEIN_STORE_SYNC_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub store_sync_interval: Option<String>,
+
+    /// Memory for cached index pages. [config: store.index_cache_size] [default: 256MiB]
+    #[arg(
+        long = "store.index-cache-size",
+        env = "SKEIN_STORE_INDEX_CACHE_SIZE",
+        value_name = "SIZE"
+    )]
+    pub store_index_cache_size: Option<String>,
+
+    /// Memory for cached chunk pages. [config: store.chunk_cache_size] [default: 512MiB]
+    #[arg(
+        long = "store.chunk-cache-size",
+        env = "SKEIN_STORE_CHUNK_CACHE_SIZE",
+        value_name = "SIZE"
+    )]
+    pub store_chunk_cache_size: Option<String>,
+
     /// StoreAPI address to query, repeatable (host:port).
     /// [config: query.stores]
     #[arg(
@@ -362,6 +438,14 @@ impl NodeArgs {
             tls_server_name: None,
             dev: false,
             sidecar_prometheus_url: None,
+            sidecar_tsdb_path: None,
+            sidecar_objstore_config_file: None,
+            sidecar_ship_interval: None,
+            store_data_dir: None,
+            store_objstore_config_file: None,
+            store_sync_interval: None,
+            store_index_cache_size: None,
+            store_chunk_cache_size: None,
             sidecar_refresh_interval: None,
             sidecar_request_timeout: None,
             query_stores: vec![],
@@ -407,7 +491,91 @@ impl NodeArgs {
             .or(file.grpc_address)
             .unwrap_or_else(|| "127.0.0.1:10901".into());
 
+        let shipper = {
+            let tsdb = self.sidecar_tsdb_path.clone().or(fs.tsdb_path);
+            let obj = self
+                .sidecar_objstore_config_file
+                .clone()
+                .or(fs.objstore_config_file);
+            match (tsdb, obj) {
+                (None, None) => None,
+                (Some(t), Some(o)) => Some(crate::config::ShipperSettings {
+                    tsdb_path: t.into(),
+                    objstore_config_file: o.into(),
+                    interval: dur(
+                        "sidecar.ship_interval",
+                        &self.sidecar_ship_interval,
+                        fs.ship_interval.as_ref(),
+                        "30s",
+                    )?,
+                }),
+                (None, Some(_)) => {
+                    return Err(ConfigError::Invalid {
+                        key: "sidecar.tsdb_path",
+                        message: "shipping blocks needs Prometheus's TSDB directory too".into(),
+                    });
+                }
+                (Some(_), None) => {
+                    return Err(ConfigError::Invalid {
+                        key: "sidecar.objstore_config_file",
+                        message: "shipping blocks needs the bucket's objstore.yml too".into(),
+                    });
+                }
+            }
+        };
+        let fst = file.store.unwrap_or_default();
+        let store = if roles.contains(&Role::Store) {
+            let obj = self
+                .store_objstore_config_file
+                .clone()
+                .or(fst.objstore_config_file)
+                .ok_or(ConfigError::Invalid {
+                    key: "store.objstore_config_file",
+                    message: "the store role serves a bucket: give its objstore.yml".into(),
+                })?;
+            let size = |key: &'static str, flag: &Option<String>, file: Option<String>, d: &str| {
+                crate::config::parse_size(key, flag.as_deref().or(file.as_deref()).unwrap_or(d))
+            };
+            Some(crate::config::StoreSettings {
+                data_dir: self
+                    .store_data_dir
+                    .clone()
+                    .or(fst.data_dir)
+                    .unwrap_or_else(|| "./data/store".into())
+                    .into(),
+                objstore_config_file: obj.into(),
+                sync_interval: dur(
+                    "store.sync_interval",
+                    &self.store_sync_interval,
+                    fst.sync_interval.as_ref(),
+                    "1m",
+                )?,
+                index_cache_bytes: size(
+                    "store.index_cache_size",
+                    &self.store_index_cache_size,
+                    fst.index_cache_size,
+                    "256MiB",
+                )?,
+                chunk_cache_bytes: size(
+                    "store.chunk_cache_size",
+                    &self.store_chunk_cache_size,
+                    fst.chunk_cache_size,
+                    "512MiB",
+                )?,
+            })
+        } else {
+            None
+        };
+        if roles.contains(&Role::Sidecar) && roles.contains(&Role::Store) {
+            return Err(ConfigError::Invalid {
+                key: "roles",
+                message: "sidecar and store both serve the StoreAPI on the gRPC port; run them \
+                          as two nodes"
+                    .into(),
+            });
+        }
         let sidecar = SidecarSettings {
+            shipper,
             prometheus_url: self
                 .sidecar_prometheus_url
                 .clone()
@@ -598,6 +766,7 @@ impl NodeArgs {
         }
 
         let needs_grpc = roles.contains(&Role::Sidecar)
+            || roles.contains(&Role::Store)
             || (roles.contains(&Role::Query) && !query.stores.is_empty());
         if tls.is_none() && needs_grpc && !dev {
             return Err(ConfigError::Invalid {
@@ -632,6 +801,7 @@ impl NodeArgs {
                 .or(fl.level)
                 .unwrap_or_else(|| "info".into()),
             sidecar,
+            store,
             query,
         })
     }

@@ -27,6 +27,7 @@ pub enum ConfigError {
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Sidecar,
+    Store,
     Query,
 }
 
@@ -36,9 +37,9 @@ impl std::str::FromStr for Role {
         match s.trim() {
             "sidecar" => Ok(Role::Sidecar),
             "query" => Ok(Role::Query),
-            "store" => Err("role `store` is not available yet".into()),
+            "store" => Ok(Role::Store),
             other => Err(format!(
-                "unknown role `{other}` (expected sidecar or query)"
+                "unknown role `{other}` (expected sidecar, store or query)"
             )),
         }
     }
@@ -70,7 +71,18 @@ pub struct FileConfig {
     pub tls: Option<FileTls>,
     pub dev: Option<bool>,
     pub sidecar: Option<FileSidecar>,
+    pub store: Option<FileStore>,
     pub query: Option<FileQuery>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStore {
+    pub data_dir: Option<String>,
+    pub objstore_config_file: Option<String>,
+    pub sync_interval: Option<String>,
+    pub index_cache_size: Option<String>,
+    pub chunk_cache_size: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -104,6 +116,9 @@ pub struct FileTls {
 #[serde(deny_unknown_fields)]
 pub struct FileSidecar {
     pub prometheus_url: Option<String>,
+    pub tsdb_path: Option<String>,
+    pub objstore_config_file: Option<String>,
+    pub ship_interval: Option<String>,
     pub refresh_interval: Option<String>,
     pub request_timeout: Option<String>,
 }
@@ -166,7 +181,25 @@ pub struct Config {
     /// Development mode: plaintext gRPC allowed.
     pub dev: bool,
     pub sidecar: SidecarSettings,
+    pub store: Option<StoreSettings>,
     pub query: QuerySettings,
+}
+
+#[derive(Clone, Debug)]
+pub struct StoreSettings {
+    pub data_dir: std::path::PathBuf,
+    pub objstore_config_file: std::path::PathBuf,
+    pub sync_interval: Duration,
+    pub index_cache_bytes: u64,
+    pub chunk_cache_bytes: u64,
+}
+
+/// The sidecar's shipper: uploads Prometheus's finished blocks.
+#[derive(Clone, Debug)]
+pub struct ShipperSettings {
+    pub tsdb_path: std::path::PathBuf,
+    pub objstore_config_file: std::path::PathBuf,
+    pub interval: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -192,6 +225,8 @@ pub struct TlsSettings {
 #[derive(Clone, Debug)]
 pub struct SidecarSettings {
     pub prometheus_url: String,
+    /// Set when the sidecar ships blocks (needs tsdb_path and objstore).
+    pub shipper: Option<ShipperSettings>,
     pub refresh_interval: Duration,
     pub request_timeout: Duration,
 }
@@ -240,6 +275,35 @@ pub fn parse_duration(key: &'static str, s: &str) -> Result<Duration, ConfigErro
         .map_err(|_| invalid(format!("{s:?} is not a duration like 30s, 5m or 1h30m")))
 }
 
+/// Parses sizes like `512MiB`, `1GiB`, `100MB`, `4096`.
+pub fn parse_size(key: &'static str, s: &str) -> Result<u64, ConfigError> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        _ => {
+            return Err(ConfigError::Invalid {
+                key,
+                message: format!("{s:?}: unknown size unit (use B, KiB, MiB, GiB, KB, MB, GB)"),
+            });
+        }
+    };
+    let n: f64 = num.parse().map_err(|_| ConfigError::Invalid {
+        key,
+        message: format!("{s:?} is not a size like 512MiB"),
+    })?;
+    Ok((n * mult as f64) as u64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +330,19 @@ mod tests {
         assert_eq!(c.roles, Some(vec![Role::Sidecar, Role::Query]));
         assert_eq!(c.query.unwrap().stores.unwrap().len(), 2);
         assert_eq!(c.log.unwrap().format, Some(LogFormat::Json));
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("k", "512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("k", "1.5GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("k", "4096").unwrap(), 4096);
+        assert!(
+            parse_size("store.index_cache_size", "lots")
+                .unwrap_err()
+                .to_string()
+                .contains("store.index_cache_size")
+        );
     }
 
     #[test]

@@ -13,12 +13,17 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 /// Binds now (so a busy port fails start-up) and serves on a tokio task
 /// until `shutdown` fires.
-pub async fn start_sidecar(
+pub async fn start_store_api<S>(
     addr: SocketAddr,
     tls: Option<Arc<TlsReloader>>,
-    store: skein_actors::sidecar::SidecarStore,
+    store: S,
     shutdown: oneshot::Receiver<()>,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+) -> anyhow::Result<tokio::task::JoinHandle<()>>
+where
+    S: skein_proto::thanos::store_server::Store
+        + skein_proto::thanos::info::info_server::Info
+        + Clone,
+{
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {addr}: {e}"))?;

@@ -12,6 +12,7 @@ use crate::readiness::Readiness;
 pub struct HttpState {
     pub registry: Arc<Registry>,
     pub readiness: Readiness,
+    pub membership: Option<Arc<skein_discovery::Membership>>,
 }
 
 async fn healthy() -> HttpResponse {
@@ -47,6 +48,7 @@ pub fn start(
     state: HttpState,
     query: Option<skein_actors::query::QueryHandle>,
 ) -> anyhow::Result<ServerHandle> {
+    let membership = state.membership.clone().map(web::Data::new);
     let state = web::Data::new(state);
     let query = query.map(web::Data::new);
     let server = HttpServer::new(move || {
@@ -55,6 +57,11 @@ pub fn start(
             .route("/-/healthy", web::get().to(healthy))
             .route("/-/ready", web::get().to(ready))
             .route("/metrics", web::get().to(metrics));
+        if let Some(m) = &membership {
+            app = app
+                .app_data(m.clone())
+                .route("/api/v1/members", web::get().to(crate::members::handler));
+        }
         if let Some(q) = &query {
             app = app.app_data(q.clone()).configure(crate::api::configure);
         }

@@ -7,6 +7,7 @@ mod gossip;
 mod grpc;
 mod http;
 mod logging;
+mod members;
 mod readiness;
 mod run;
 mod tools;
@@ -40,6 +41,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        cli::Command::Members { url } => match members::run(&url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("skein: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         cli::Command::Tools(cmd) => match tools::run(cmd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

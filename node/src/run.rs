@@ -8,7 +8,11 @@ use actix::Actor;
 use futures::FutureExt;
 use prometheus_client::registry::Registry;
 use skein_actors::query::{QueryConfig, QueryHandle};
+use skein_actors::shipper::{ExternalLabelsSource, ShipperActor, ShipperConfig};
 use skein_actors::sidecar::{GetState, IsReady, SidecarActor, SidecarConfig, SidecarStore};
+use skein_actors::store::{
+    BucketSource, GetBlocks, IsReady as StoreIsReady, StoreActor, StoreConfig, StoreService,
+};
 use tokio::sync::oneshot;
 
 use crate::config::{Config, Role};
@@ -98,12 +102,93 @@ async fn run(config: Config) -> anyhow::Result<()> {
             }
             .boxed()
         }));
+        if let Some(sh) = &s.shipper {
+            let bucket = open_bucket(&sh.objstore_config_file, &mut registry)?;
+            let mut cfg = ShipperConfig::new(&sh.tsdb_path);
+            cfg.interval = sh.interval;
+            let labels = ExternalLabelsSource::Sidecar(addr.clone());
+            ShipperActor::new(cfg, bucket, labels, &mut registry).start();
+            tracing::info!(
+                tsdb = %sh.tsdb_path.display(),
+                bucket = %sh.objstore_config_file.display(),
+                "shipper started: finished blocks go to the bucket"
+            );
+        }
         let store = SidecarStore::new(addr, metrics);
         let (tx, rx) = oneshot::channel();
         grpc_task =
-            Some(crate::grpc::start_sidecar(config.grpc_address, tls.clone(), store, rx).await?);
+            Some(crate::grpc::start_store_api(config.grpc_address, tls.clone(), store, rx).await?);
         grpc_stop = Some(tx);
         tracing::info!(grpc = %config.grpc_address, prometheus = %s.prometheus_url, "sidecar role started");
+    }
+
+    if let Some(st) = &config.store {
+        let mut cfg = StoreConfig::new(
+            &st.data_dir,
+            BucketSource::ConfigFile(st.objstore_config_file.clone()),
+        );
+        cfg.sync_interval = st.sync_interval;
+        cfg.index_cache_bytes = st.index_cache_bytes;
+        cfg.chunk_cache_bytes = st.chunk_cache_bytes;
+        let addr = StoreActor::new(cfg, &mut registry)?.start();
+        let ready_addr = addr.clone();
+        readiness.add("store", move || {
+            let a = ready_addr.clone();
+            async move {
+                match a.send(StoreIsReady).timeout(Duration::from_secs(2)).await {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err("first bucket sync not done yet".into()),
+                    Err(e) => Err(format!("store actor did not answer: {e}")),
+                }
+            }
+            .boxed()
+        });
+        let blocks_addr = addr.clone();
+        served = Some(Arc::new(move || {
+            let a = blocks_addr.clone();
+            async move {
+                let (set, ready) = a
+                    .send(GetBlocks)
+                    .timeout(Duration::from_secs(2))
+                    .await
+                    .ok()?;
+                if !ready {
+                    return None;
+                }
+                let info = skein_actors::store::service::info_from_blocks(&set);
+                let (min, max) = info
+                    .store
+                    .as_ref()
+                    .map_or((i64::MIN, i64::MAX), |s| (s.min_time, s.max_time));
+                let label_sets = info
+                    .label_sets
+                    .iter()
+                    .map(|z| skein_actors::matchers::labels_from_wire(&z.labels))
+                    .collect();
+                // An empty store announces an empty range (min == max).
+                let (min, max) = if min > max {
+                    (i64::MAX, i64::MAX)
+                } else {
+                    (min, max)
+                };
+                Some(crate::gossip::Served {
+                    label_sets,
+                    min_time: min,
+                    max_time: max,
+                })
+            }
+            .boxed()
+        }));
+        let svc = StoreService::new(addr, &mut registry);
+        let (tx, rx) = oneshot::channel();
+        grpc_task =
+            Some(crate::grpc::start_store_api(config.grpc_address, tls.clone(), svc, rx).await?);
+        grpc_stop = Some(tx);
+        tracing::info!(
+            grpc = %config.grpc_address,
+            bucket = %st.objstore_config_file.display(),
+            "store role started"
+        );
     }
 
     let query = if config.has(Role::Query) {
@@ -132,6 +217,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 .iter()
                 .map(|r| match r {
                     Role::Sidecar => skein_discovery::Role::Sidecar,
+                    Role::Store => skein_discovery::Role::Store,
                     Role::Query => skein_discovery::Role::Query,
                 })
                 .collect();
@@ -155,6 +241,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let state = crate::http::HttpState {
         registry: Arc::new(registry),
         readiness,
+        membership: membership.clone(),
     };
     let http = crate::http::start(config.http_address, state, query)?;
     tracing::info!(http = %config.http_address, "HTTP server listening");
@@ -181,6 +268,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     actix_rt::System::current().stop();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Opens the bucket an objstore.yml names.
+pub fn open_bucket(
+    path: &std::path::Path,
+    registry: &mut Registry,
+) -> anyhow::Result<skein_objstore::Bucket> {
+    let cfg = skein_objstore::ObjstoreConfig::from_file(path)?;
+    let metrics = skein_objstore::ObjstoreMetrics::register(registry);
+    Ok(skein_objstore::Bucket::from_config(&cfg, metrics)?)
 }
 
 async fn wait_for_signal() {
