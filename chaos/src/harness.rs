@@ -68,7 +68,10 @@ impl RunConfig {
 /// Runs the whole episode on a thread inside the router namespace.
 pub fn run(cfg: RunConfig) -> anyhow::Result<Report> {
     if !cfg.skein.is_file() {
-        bail!("skein binary {} not found (cargo build -p skein-node)", cfg.skein.display());
+        bail!(
+            "skein binary {} not found (cargo build -p skein-node)",
+            cfg.skein.display()
+        );
     }
     for tool in ["ip", "nft", "prometheus", "promtool"] {
         let found = std::env::var_os("PATH")
@@ -80,6 +83,15 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Report> {
     }
     std::fs::create_dir_all(cfg.out_dir.join("logs"))?;
     std::fs::create_dir_all(cfg.out_dir.join("data"))?;
+    // Run a private copy: a rebuild of target/debug/skein during the run
+    // cannot change the build under test, and name-based kills of "skein"
+    // elsewhere on the machine do not reach our nodes.
+    std::fs::create_dir_all(cfg.out_dir.join("bin"))?;
+    let private = cfg.out_dir.join("bin").join("chaosnode");
+    std::fs::copy(&cfg.skein, &private)
+        .with_context(|| format!("copy {} to {}", cfg.skein.display(), private.display()))?;
+    let mut cfg = cfg;
+    cfg.skein = std::fs::canonicalize(&private)?;
     let handle = std::thread::Builder::new()
         .name("skein-chaos".into())
         .spawn(move || -> anyhow::Result<Report> {
@@ -154,7 +166,8 @@ fn now_ms() -> i64 {
 }
 
 fn lock(p: &Arc<Mutex<Procs>>) -> anyhow::Result<std::sync::MutexGuard<'_, Procs>> {
-    p.lock().map_err(|_| anyhow::anyhow!("process registry poisoned"))
+    p.lock()
+        .map_err(|_| anyhow::anyhow!("process registry poisoned"))
 }
 
 async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::Result<Report> {
@@ -177,7 +190,10 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
         .build()?;
     let spec = DataSpec::ending_before(cfg.seed, cfg.clusters, cfg.instances, cfg.hours, now_ms());
     let oracle = Arc::new(Oracle::new(spec.clone()));
-    let procs = Arc::new(Mutex::new(Procs::new(cfg.out_dir.join("logs"), Instant::now())));
+    let procs = Arc::new(Mutex::new(Procs::new(
+        cfg.out_dir.join("logs"),
+        Instant::now(),
+    )));
     let mut notes = Vec::new();
 
     // Data and Prometheus pairs.
@@ -201,6 +217,23 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
             ))?;
         }
     }
+    let mut cert_nodes: Vec<(String, String)> = layout
+        .pods
+        .iter()
+        .map(|((c, r), (_, addr))| (Layout::sidecar(*c, *r), addr.clone()))
+        .collect();
+    cert_nodes.extend(
+        layout
+            .queriers
+            .iter()
+            .map(|(c, (_, addr))| (Layout::querier(*c), addr.clone())),
+    );
+    let (sec, sec_note) = {
+        let (skein, dir) = (cfg.skein.clone(), cfg.out_dir.join("tls"));
+        tokio::task::spawn_blocking(move || prometheus::Security::issue(&skein, &dir, &cert_nodes))
+            .await?
+    };
+    notes.push(sec_note);
     // Prometheus listens on the pod's loopback; check it from inside the pod
     // through the sidecar's readiness instead (the sidecar reads it).
     let mut stores = Vec::new();
@@ -210,6 +243,7 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
             &Layout::sidecar(*c, *r),
             ns,
             &cfg.skein,
+            &sec,
             addr,
             "http://127.0.0.1:9090",
         ))?;
@@ -227,6 +261,7 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
             &Layout::querier(*c),
             ns,
             &cfg.skein,
+            &sec,
             addr,
             &stores,
             replica_label,
@@ -266,7 +301,10 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
             }
         }
     }
-    tracing::info!(after_s = setup_start.elapsed().as_secs_f64(), "all ready; checking a baseline answer");
+    tracing::info!(
+        after_s = setup_start.elapsed().as_secs_f64(),
+        "all ready; checking a baseline answer"
+    );
     let baseline = baseline(&client, &oracle, &targets, cfg.inject, &abort).await;
     let baseline = baseline.map(|_| setup_start.elapsed().as_secs_f64());
 
@@ -283,8 +321,12 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
         s3: false,
         shipper: false,
     };
-    let mut sched =
-        schedule::generate(cfg.seed, cfg.duration.as_secs_f64(), &targets_spec, cfg.pace);
+    let mut sched = schedule::generate(
+        cfg.seed,
+        cfg.duration.as_secs_f64(),
+        &targets_spec,
+        cfg.pace,
+    );
     if let Some(script) = &cfg.script {
         sched.windows = script.clone();
     }
@@ -292,7 +334,11 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
         procs: procs.clone(),
         router: topo.router.clone(),
         hosts: layout.hosts.clone(),
-        queriers: layout.queriers.keys().map(|c| Layout::querier(*c)).collect(),
+        queriers: layout
+            .queriers
+            .keys()
+            .map(|c| Layout::querier(*c))
+            .collect(),
         s3: None,
     });
     let stop = Arc::new(AtomicBool::new(false));
@@ -413,7 +459,10 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
         notes,
     };
     report::json::write(&cfg.out_dir, &report, &records)?;
-    std::fs::write(cfg.out_dir.join("report.md"), report::markdown::render(&report))?;
+    std::fs::write(
+        cfg.out_dir.join("report.md"),
+        report::markdown::render(&report),
+    )?;
     if let Err(e) = report::chart::write(&cfg.out_dir.join("chart.svg"), &report, &records) {
         tracing::warn!("chart: {e}");
     }
@@ -496,7 +545,9 @@ async fn baseline(
             }
             last = format!("{}: {:?} {} {:?}", t.name, r.outcome, r.detail, r.warnings);
             if Instant::now() > deadline {
-                return Err(format!("no exact answer within {within}s of start-up: {last}"));
+                return Err(format!(
+                    "no exact answer within {within}s of start-up: {last}"
+                ));
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }

@@ -103,22 +103,33 @@ pub fn evaluate(f: &Facts) -> Vec<Invariant> {
             )
         },
     });
+    let crashes: Vec<String> = f
+        .crashes
+        .iter()
+        .filter(|c| !c.external_stop)
+        .map(|c| format!("{} at {:.1}s: {}", c.name, c.at_s, c.status))
+        .collect();
+    let external = f.crashes.iter().filter(|c| c.external_stop).count();
     out.push(Invariant {
         name: "no_unexpected_exit",
-        verdict: if f.crashes.is_empty() {
+        verdict: if crashes.is_empty() {
             Verdict::Pass
         } else {
             Verdict::Fail
         },
-        detail: if f.crashes.is_empty() {
-            "every exit was caused by the harness; every SIGTERM gave exit 0".into()
-        } else {
-            f.crashes
-                .iter()
-                .map(|c| format!("{} at {:.1}s: {}", c.name, c.at_s, c.status))
-                .collect::<Vec<_>>()
-                .join("; ")
-        },
+        detail: format!(
+            "{}{}",
+            if crashes.is_empty() {
+                "no crash: every exit was caused by the harness; every SIGTERM gave exit 0".into()
+            } else {
+                crashes.join("; ")
+            },
+            if external > 0 {
+                format!(" ({external} graceful stops by a signal from outside the harness, not counted)")
+            } else {
+                String::new()
+            }
+        ),
     });
     let unsteady: Vec<&Record> = f
         .records
@@ -149,7 +160,14 @@ pub fn evaluate(f: &Facts) -> Vec<Invariant> {
         .iter()
         .zip(f.runs)
         .filter(|(_, r)| r.converged_after_s.is_none_or(|s| s > f.converge_bound_s))
-        .map(|(w, r)| format!("window {} ({}): {:?}", w.id, w.fault.label(), r.converged_after_s))
+        .map(|(w, r)| {
+            format!(
+                "window {} ({}): {:?}",
+                w.id,
+                w.fault.label(),
+                r.converged_after_s
+            )
+        })
         .collect();
     out.push(Invariant {
         name: "store_set_converges_after_heal",
@@ -214,7 +232,9 @@ pub fn evaluate(f: &Facts) -> Vec<Invariant> {
     out.push(Invariant {
         name: "gossip_membership_converges",
         verdict: Verdict::Skipped,
-        detail: "skipped: this skein build has no gossip flags; the static store set is checked instead".into(),
+        detail:
+            "skipped: this skein build has no gossip flags; the static store set is checked instead"
+                .into(),
     });
     out
 }

@@ -10,7 +10,10 @@ use skein_chaos::topology::netns;
 use skein_chaos::workload::Inject;
 
 #[derive(Parser)]
-#[command(name = "skein-chaos", about = "Fault injection for Skein: seeded faults, exact oracle, invariant verdicts")]
+#[command(
+    name = "skein-chaos",
+    about = "Fault injection for Skein: seeded faults, exact oracle, invariant verdicts"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

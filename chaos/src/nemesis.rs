@@ -23,7 +23,8 @@ pub struct Nemesis {
 }
 
 fn lock(p: &Arc<Mutex<Procs>>) -> Result<std::sync::MutexGuard<'_, Procs>, String> {
-    p.lock().map_err(|_| "process registry poisoned".to_string())
+    p.lock()
+        .map_err(|_| "process registry poisoned".to_string())
 }
 
 fn subnet(cluster: usize) -> u8 {

@@ -270,13 +270,11 @@ impl Oracle {
         let mut out = Answer::new();
         let times: Vec<i64> = match q.range {
             None => vec![q.start_ms],
-            Some((end, step)) if step > 0 => {
-                (0..)
-                    .map(|n| q.start_ms + n * step)
-                    .take_while(|t| *t <= end)
-                    .take(11_000)
-                    .collect()
-            }
+            Some((end, step)) if step > 0 => (0..)
+                .map(|n| q.start_ms + n * step)
+                .take_while(|t| *t <= end)
+                .take(11_000)
+                .collect(),
             Some(_) => vec![],
         };
         for t in times {

@@ -41,6 +41,9 @@ pub struct Crash {
     pub at_s: f64,
     pub status: String,
     pub log_tail: String,
+    /// Exit 0 after logging a signal-driven shutdown: something outside
+    /// the harness sent SIGTERM/SIGINT (not a crash of the process).
+    pub external_stop: bool,
 }
 
 struct Proc {
@@ -235,6 +238,7 @@ impl Procs {
                 at_s: now,
                 status,
                 log_tail: tail(&log),
+                external_stop: false,
             });
         }
         Ok(())
@@ -254,11 +258,15 @@ impl Procs {
                 p.child = None;
                 p.state = State::Killed;
                 exited.push(name.clone());
+                let log_tail = tail(&self.log_dir.join(format!("{name}.log")));
                 self.crashes.push(Crash {
                     name: name.clone(),
                     at_s: now,
                     status: status.to_string(),
-                    log_tail: tail(&self.log_dir.join(format!("{name}.log"))),
+                    external_stop: status.success()
+                        && (log_tail.contains("shutting down")
+                            || log_tail.contains("exiting gracefully")),
+                    log_tail,
                 });
             }
         }
@@ -302,12 +310,7 @@ pub async fn wait_ready(
     let start = Instant::now();
     let mut last = String::from("never tried");
     while start.elapsed() < within {
-        match client
-            .get(url)
-            .timeout(Duration::from_secs(2))
-            .send()
-            .await
-        {
+        match client.get(url).timeout(Duration::from_secs(2)).send().await {
             Ok(r) if r.status().is_success() => return Ok(start.elapsed()),
             Ok(r) => last = format!("HTTP {}", r.status()),
             Err(e) => last = e.to_string(),

@@ -121,8 +121,12 @@ impl Default for Pace {
 fn pick_fault(rng: &mut Rng, t: &Targets) -> Option<Fault> {
     for _ in 0..32 {
         let f = match rng.below(100) {
-            0..25 => rng.pick(&t.processes).map(|p| Fault::KillRestart { proc: p.clone() }),
-            25..45 => rng.pick(&t.processes).map(|p| Fault::Pause { proc: p.clone() }),
+            0..25 => rng
+                .pick(&t.processes)
+                .map(|p| Fault::KillRestart { proc: p.clone() }),
+            25..45 => rng
+                .pick(&t.processes)
+                .map(|p| Fault::Pause { proc: p.clone() }),
             45..62 if t.clusters >= 2 => {
                 let a = rng.below(t.clusters as u64) as usize;
                 let b = (a + 1 + rng.below(t.clusters as u64 - 1) as usize) % t.clusters;
@@ -131,7 +135,9 @@ fn pick_fault(rng: &mut Rng, t: &Targets) -> Option<Fault> {
                     b: a.max(b),
                 })
             }
-            62..77 => rng.pick(&t.hosts).map(|h| Fault::Isolate { host: h.clone() }),
+            62..77 => rng
+                .pick(&t.hosts)
+                .map(|h| Fault::Isolate { host: h.clone() }),
             77..87 => Some(Fault::QuerierTierRestart),
             87..94 if t.s3 => Some(Fault::S3Outage),
             94..100 if t.shipper => rng

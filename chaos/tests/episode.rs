@@ -30,7 +30,11 @@ fn seeded_episode_passes_every_invariant() {
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
     assert!(out.join("report.json").is_file());
     assert!(out.join("chart.svg").is_file());
-    assert!(r.windows.len() >= 4, "{} fault windows\n{md}", r.windows.len());
+    assert!(
+        r.windows.len() >= 4,
+        "{} fault windows\n{md}",
+        r.windows.len()
+    );
     assert!(r.overall.queries >= 500, "{md}");
     for i in &r.invariants {
         assert_ne!(i.verdict, Verdict::Fail, "{}: {}\n{md}", i.name, i.detail);

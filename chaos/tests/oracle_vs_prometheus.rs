@@ -28,8 +28,11 @@ async fn oracle_matches_prometheus() {
         .expect("clock")
         .as_millis() as i64;
     let spec = DataSpec::ending_before(5, 2, 4, 3, now);
-    datagen::write_blocks(&spec.openmetrics_of(&[0, 1], true), &dir.path().join("tsdb"))
-        .expect("blocks");
+    datagen::write_blocks(
+        &spec.openmetrics_of(&[0, 1], true),
+        &dir.path().join("tsdb"),
+    )
+    .expect("blocks");
     std::fs::write(dir.path().join("p.yml"), "scrape_configs: []\n").expect("config");
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -37,8 +40,14 @@ async fn oracle_matches_prometheus() {
         .port();
     let _prom = Kill(
         Command::new("prometheus")
-            .arg(format!("--config.file={}", dir.path().join("p.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("tsdb").display()))
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("p.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("tsdb").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
             .arg("--storage.tsdb.retention.time=30d")
             .stdout(Stdio::null())
@@ -47,7 +56,10 @@ async fn oracle_matches_prometheus() {
             .expect("prometheus"),
     );
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let deadline = Instant::now() + Duration::from_secs(30);
     while client
         .get(format!("{base}/-/ready"))

@@ -10,9 +10,17 @@ use skein_chaos::workload::Inject;
 fn dropped_warnings_are_caught() {
     support::require_root();
     let out = support::out_dir("selftest");
-    let cfg = selftest::config("drop-warnings", Inject::DropWarnings, &out, &support::skein_bin());
+    let cfg = selftest::config(
+        "drop-warnings",
+        Inject::DropWarnings,
+        &out,
+        &support::skein_bin(),
+    );
     let (detected, detail) = selftest::detect(cfg).expect("run");
-    assert!(detected, "a harness that drops warnings went unnoticed: {detail}");
+    assert!(
+        detected,
+        "a harness that drops warnings went unnoticed: {detail}"
+    );
 }
 
 #[test]
@@ -21,5 +29,8 @@ fn missing_dedup_is_caught() {
     let out = support::out_dir("selftest");
     let cfg = selftest::config("no-dedup", Inject::NoDedup, &out, &support::skein_bin());
     let (detected, detail) = selftest::detect(cfg).expect("run");
-    assert!(detected, "queriers without HA dedup went unnoticed: {detail}");
+    assert!(
+        detected,
+        "queriers without HA dedup went unnoticed: {detail}"
+    );
 }

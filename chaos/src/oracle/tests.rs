@@ -16,7 +16,10 @@ fn instant_value_is_last_sample_within_lookback() {
     assert_eq!(o.instant(0, 1, Metric::Gauge, s.ts(0) - 1), None);
     // More than 5 minutes after the last sample, nothing.
     assert_eq!(o.instant(0, 1, Metric::Gauge, s.last_ms() + 300_001), None);
-    assert!(o.instant(0, 1, Metric::Gauge, s.last_ms() + 299_000).is_some());
+    assert!(
+        o.instant(0, 1, Metric::Gauge, s.last_ms() + 299_000)
+            .is_some()
+    );
 }
 
 #[test]

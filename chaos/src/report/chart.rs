@@ -95,7 +95,13 @@ pub fn write(path: &Path, report: &Report, records: &[Record]) -> Result<(), Str
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let (top, bottom) = root.split_vertically(340);
     let xs = |i: usize| (i * bucket) as f64 + bucket as f64 / 2.0;
-    let mut c = shade(&top, report, max_rate, "answers per second (5 s buckets); fault windows shaded", "queries/s")?;
+    let mut c = shade(
+        &top,
+        report,
+        max_rate,
+        "answers per second (5 s buckets); fault windows shaded",
+        "queries/s",
+    )?;
     for (data, color, name) in [
         (&ok, RGBColor(40, 150, 60), "exact"),
         (&warn, RGBColor(220, 160, 0), "answered with warning"),

@@ -33,7 +33,10 @@ pub fn render(r: &Report) -> String {
         r.skein
     );
     let _ = writeln!(o, "![queries over time](chart.svg)\n");
-    let _ = writeln!(o, "## Invariants\n\n| invariant | verdict | detail |\n|---|---|---|");
+    let _ = writeln!(
+        o,
+        "## Invariants\n\n| invariant | verdict | detail |\n|---|---|---|"
+    );
     for i in &r.invariants {
         let v = match i.verdict {
             Verdict::Pass => "pass",

@@ -90,7 +90,11 @@ pub struct Report {
 }
 
 /// Splits records into per-window stats and the rest.
-pub fn window_stats(records: &[Record], windows: &[Window], runs: &[WindowRun]) -> (Vec<WindowReport>, Stats) {
+pub fn window_stats(
+    records: &[Record],
+    windows: &[Window],
+    runs: &[WindowRun],
+) -> (Vec<WindowReport>, Stats) {
     let inside = |r: &Record, w: &Window, run: &WindowRun| {
         let start = run.began_s.unwrap_or(w.start_s).min(w.start_s);
         let end = run.healed_s.unwrap_or(w.end_s).max(w.end_s);

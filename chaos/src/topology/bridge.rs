@@ -50,12 +50,10 @@ impl Topology {
             bridges: BTreeSet::new(),
             torn_down: false,
         };
-        topo.router
-            .command("sysctl")
-            .map(|mut c| {
-                c.args(["-q", "-w", "net.ipv4.ip_forward=1"]);
-                super::netns::run(&mut c)
-            })??;
+        topo.router.command("sysctl").map(|mut c| {
+            c.args(["-q", "-w", "net.ipv4.ip_forward=1"]);
+            super::netns::run(&mut c)
+        })??;
         Ok(topo)
     }
 
@@ -65,8 +63,13 @@ impl Topology {
         }
         let br = format!("br{subnet}");
         self.router.ip(&["link", "add", &br, "type", "bridge"])?;
-        self.router
-            .ip(&["addr", "add", &format!("{}/24", gateway(subnet)), "dev", &br])?;
+        self.router.ip(&[
+            "addr",
+            "add",
+            &format!("{}/24", gateway(subnet)),
+            "dev",
+            &br,
+        ])?;
         self.router.ip(&["link", "set", &br, "up"])?;
         self.bridges.insert(subnet);
         Ok(())

@@ -183,11 +183,7 @@ pub fn list_ours() -> Vec<String> {
 
 /// The owning harness pid encoded in a name like `skc1234-c1p0`.
 pub fn owner_pid(name: &str) -> Option<i32> {
-    name.strip_prefix(PREFIX)?
-        .split('-')
-        .next()?
-        .parse()
-        .ok()
+    name.strip_prefix(PREFIX)?.split('-').next()?.parse().ok()
 }
 
 /// True while a process with this pid exists.
