@@ -17,6 +17,9 @@ use super::merge::MergedSeries;
 use super::metrics::QueryMetrics;
 use super::store_set::StoreStatus;
 
+/// Above this many chunks, decoding is split over the cores.
+const PARALLEL_DECODE_CHUNKS: usize = 4096;
+
 /// How one query reads from the stores.
 #[derive(Clone, Debug)]
 pub struct SourceOptions {
@@ -113,17 +116,46 @@ pub fn decode_all(
     end: i64,
     dedup: Option<&[String]>,
 ) -> (Vec<Series>, Vec<String>) {
-    let mut warnings = Vec::new();
-    let mut series: Vec<Series> = merged
-        .iter()
-        .map(|m| {
-            Series::new(
-                m.labels.clone(),
-                decode_series(m, start, end, &mut warnings),
-            )
+    let decode_part = |part: &[MergedSeries]| {
+        let mut warnings = Vec::new();
+        let series: Vec<Series> = part
+            .iter()
+            .map(|m| {
+                Series::new(
+                    m.labels.clone(),
+                    decode_series(m, start, end, &mut warnings),
+                )
+            })
+            .filter(|s| !s.samples.is_empty())
+            .collect();
+        (series, warnings)
+    };
+    let chunks: usize = merged.iter().map(|m| m.chunks.len()).sum();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut series, mut warnings) = if chunks < PARALLEL_DECODE_CHUNKS || threads < 2 {
+        decode_part(&merged)
+    } else {
+        // Big answers: decode in parallel, keeping the label order.
+        let per = merged.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = merged
+                .chunks(per)
+                .map(|part| scope.spawn(move || decode_part(part)))
+                .collect();
+            let mut series = Vec::with_capacity(merged.len());
+            let mut warnings = Vec::new();
+            for h in handles {
+                match h.join() {
+                    Ok((s, w)) => {
+                        series.extend(s);
+                        warnings.extend(w);
+                    }
+                    Err(_) => warnings.push("decoding a part of the series failed".to_string()),
+                }
+            }
+            (series, warnings)
         })
-        .filter(|s| !s.samples.is_empty())
-        .collect();
+    };
     if let Some(replica_labels) = dedup {
         series = dedup_series(series, replica_labels);
     }
@@ -162,5 +194,84 @@ impl SeriesSource for StoreApiSource {
             series,
             warnings: all,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use skein_promql::Labels;
+    use skein_proto::thanos::{AggrChunk, Chunk};
+    use skein_tsdb::chunkenc::encode_xor;
+
+    fn merged(i: usize) -> MergedSeries {
+        let name = format!("s{i:05}");
+        let samples: Vec<(i64, f64)> = (0..10)
+            .map(|k| (k * 1000, (i + k as usize) as f64))
+            .collect();
+        MergedSeries {
+            labels: Labels::from_pairs([("__name__", name.as_str())]),
+            chunks: vec![AggrChunk {
+                min_time: 0,
+                max_time: 9000,
+                raw: Some(Chunk {
+                    r#type: Encoding::Xor as i32,
+                    data: encode_xor(&samples),
+                    hash: 0,
+                }),
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn parallel_decoding_keeps_order_and_values() {
+        let n = PARALLEL_DECODE_CHUNKS + 500;
+        let input: Vec<MergedSeries> = (0..n).map(merged).collect();
+        let (series, warnings) = decode_all(input.clone(), 2000, 5000, None);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(series.len(), n);
+        for (i, s) in series.iter().enumerate() {
+            assert_eq!(s.labels, input[i].labels);
+            let want: Vec<Sample> = (2..=5)
+                .map(|k| Sample {
+                    t: k * 1000,
+                    v: (i + k as usize) as f64,
+                })
+                .collect();
+            assert_eq!(s.samples, want);
+        }
+        // Small answers take the serial path and agree.
+        let (few, _) = decode_all(input[..3].to_vec(), 2000, 5000, None);
+        assert_eq!(few.as_slice(), &series[..3]);
+    }
+
+    #[test]
+    fn corrupt_and_histogram_chunks_become_warnings() {
+        let mut m = merged(1);
+        m.chunks.push(AggrChunk {
+            min_time: 0,
+            max_time: 9000,
+            raw: Some(Chunk {
+                r#type: Encoding::Xor as i32,
+                data: vec![0, 5, 1],
+                hash: 0,
+            }),
+            ..Default::default()
+        });
+        m.chunks.push(AggrChunk {
+            min_time: 0,
+            max_time: 9000,
+            raw: Some(Chunk {
+                r#type: Encoding::Histogram as i32,
+                data: vec![0, 0],
+                hash: 0,
+            }),
+            ..Default::default()
+        });
+        let (series, warnings) = decode_all(vec![m], 0, 9000, None);
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].samples.len(), 10);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
     }
 }
