@@ -6,6 +6,7 @@
 
 pub mod announcement;
 pub mod carrier;
+pub mod extra_keys;
 pub mod frame;
 pub mod keyring;
 pub mod membership;
@@ -14,14 +15,16 @@ pub mod relay;
 mod reload;
 pub mod seal;
 pub mod view;
+pub mod wan;
 
 #[cfg(test)]
 mod pool_tests;
 
 pub use announcement::{Announcement, AnnouncementError, LabelSet, Role};
 pub use carrier::{Carrier, CarrierError, GossipSecurity, UdpCarrier};
+pub use extra_keys::PeerValues;
 pub use keyring::{Keyring, KeyringError};
-pub use membership::{FailureDetection, Membership, MembershipConfig, MembershipError};
+pub use membership::{FailureDetection, Membership, MembershipConfig, MembershipError, PoolScope};
 pub use metrics::GossipMetrics;
 pub use relay::{Relay, RelayError};
 pub use view::{Peer, PeerChange, diff};

@@ -72,6 +72,18 @@ pub struct MembershipConfig {
     /// fragments. 65,507 (the UDP limit) by default; lower it (e.g. 1,400)
     /// on networks that drop IP fragments.
     pub max_datagram: usize,
+    /// LAN (one pool per cluster) or WAN (one pool per federation).
+    pub scope: PoolScope,
+}
+
+/// Which pool a membership is: it names the chitchat cluster id.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PoolScope {
+    /// The nodes of one cluster: pool id `federation/cluster`.
+    #[default]
+    Lan,
+    /// The WAN members of every cluster of a federation: pool id `federation`.
+    Wan,
 }
 
 impl MembershipConfig {
@@ -95,12 +107,17 @@ impl MembershipConfig {
             security,
             max_links: DEFAULT_MAX_LINKS,
             max_datagram: crate::seal::MAX_DATAGRAM,
+            scope: PoolScope::Lan,
         }
     }
 
-    /// The chitchat cluster id of this pool: `federation/cluster`.
+    /// The chitchat cluster id of this pool: `federation/cluster` for a LAN
+    /// pool, `federation` for the WAN pool.
     pub fn pool_id(&self) -> String {
-        format!("{}/{}", self.federation, self.cluster)
+        match self.scope {
+            PoolScope::Lan => format!("{}/{}", self.federation, self.cluster),
+            PoolScope::Wan => self.federation.clone(),
+        }
     }
 }
 
@@ -381,7 +398,12 @@ impl Membership {
         }
     }
 
-    async fn with_self_state(&self, f: impl FnOnce(&mut chitchat::NodeState)) {
+    /// chitchat's state (for the extra-key readers and writers).
+    pub(crate) fn chitchat(&self) -> Option<Arc<tokio::sync::Mutex<chitchat::Chitchat>>> {
+        self.handle.as_ref().map(|h| h.chitchat())
+    }
+
+    pub(crate) async fn with_self_state(&self, f: impl FnOnce(&mut chitchat::NodeState)) {
         if let Some(handle) = &self.handle {
             let chitchat = handle.chitchat();
             let mut guard = chitchat.lock().await;

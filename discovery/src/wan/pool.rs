@@ -1,0 +1,346 @@
+//! The WAN pool: one chitchat pool per federation (pool id = federation)
+//! over the gRPC carrier. Its members are the nodes with an external
+//! address (queriers, gateways); each publishes its cluster's store catalog
+//! and reads everyone else's.
+//!
+//! Start-up is in two steps because the gRPC server must serve
+//! `Wan/Deliver` on the node's port before peers can answer:
+//! [`WanEndpoint::new`] makes the carrier and the service (add
+//! [`WanEndpoint::service`] to the router), then [`WanPool::start`] starts
+//! gossip.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use skein_proto::skein::gossip::v1::wan_server::WanServer;
+use skein_tls::TlsReloader;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::address::{WanAddr, WanAddrError};
+use super::book::{AddressBook, RouteSource};
+use super::carrier::{CarrierSettings, GrpcCarrier};
+use super::catalog::{self, CATALOG_PREFIX, CatalogEntry, CatalogError};
+use super::metrics::WanMetrics;
+use super::service::WanService;
+use crate::announcement::{Announcement, Role};
+use crate::carrier::GossipSecurity;
+use crate::membership::{
+    FailureDetection, Membership, MembershipConfig, MembershipError, PoolScope,
+};
+use crate::metrics::GossipMetrics;
+use crate::relay::DEFAULT_MAX_LINKS;
+use crate::view::Peer;
+
+/// Errors of the WAN layer.
+#[derive(Debug, thiserror::Error)]
+pub enum WanError {
+    #[error(transparent)]
+    Address(#[from] WanAddrError),
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+/// Settings of a WAN member.
+#[derive(Clone, Debug)]
+pub struct WanConfig {
+    pub node_id: String,
+    /// The WAN pool id.
+    pub federation: String,
+    /// This node's cluster (announced; catalogs are per cluster).
+    pub cluster: String,
+    /// Roles announced in the WAN pool (informational).
+    pub roles: Vec<Role>,
+    /// Name in this node's certificate, announced so peers check it (and
+    /// send it as SNI). Default: the external address's host.
+    pub tls_server_name: Option<String>,
+    /// WAN seeds: other members' external `host:port`.
+    pub seeds: Vec<String>,
+    pub gossip_interval: Duration,
+    pub failure_detection: FailureDetection,
+    pub max_links: usize,
+}
+
+impl WanConfig {
+    pub fn new(
+        node_id: impl Into<String>,
+        federation: impl Into<String>,
+        cluster: impl Into<String>,
+    ) -> WanConfig {
+        WanConfig {
+            node_id: node_id.into(),
+            federation: federation.into(),
+            cluster: cluster.into(),
+            roles: vec![Role::Query],
+            tls_server_name: None,
+            seeds: Vec::new(),
+            gossip_interval: Duration::from_secs(1),
+            failure_detection: FailureDetection::default(),
+            max_links: DEFAULT_MAX_LINKS,
+        }
+    }
+}
+
+/// The carrier and the gRPC service of a WAN member, before gossip starts.
+pub struct WanEndpoint {
+    carrier: Arc<GrpcCarrier>,
+    service: WanService,
+    metrics: GossipMetrics,
+    wan_metrics: WanMetrics,
+    tls: bool,
+}
+
+impl WanEndpoint {
+    /// Registers the WAN metrics (the pool's gossip metrics and the
+    /// carrier's) under the `wan` prefix of `registry`.
+    pub fn new(
+        settings: CarrierSettings,
+        tls: Option<Arc<TlsReloader>>,
+        registry: &mut Registry,
+    ) -> WanEndpoint {
+        let sub = registry.sub_registry_with_prefix("wan");
+        let metrics = GossipMetrics::register(sub);
+        let wan_metrics = WanMetrics::register(registry);
+        WanEndpoint::with_metrics(settings, tls, metrics, wan_metrics)
+    }
+
+    /// Like [`WanEndpoint::new`] with metrics made by the caller.
+    pub fn with_metrics(
+        settings: CarrierSettings,
+        tls: Option<Arc<TlsReloader>>,
+        metrics: GossipMetrics,
+        wan_metrics: WanMetrics,
+    ) -> WanEndpoint {
+        let has_tls = tls.is_some();
+        let (carrier, service) =
+            GrpcCarrier::new(settings, tls, metrics.clone(), wan_metrics.clone());
+        WanEndpoint {
+            carrier,
+            service,
+            metrics,
+            wan_metrics,
+            tls: has_tls,
+        }
+    }
+
+    /// The `skein.gossip.v1.Wan` service to add to the node's gRPC router.
+    pub fn service(&self) -> WanServer<WanService> {
+        self.service.clone().server()
+    }
+
+    /// This node's external address.
+    pub fn external(&self) -> &WanAddr {
+        self.carrier.external()
+    }
+
+    pub fn carrier(&self) -> &Arc<GrpcCarrier> {
+        &self.carrier
+    }
+
+    pub fn wan_metrics(&self) -> &WanMetrics {
+        &self.wan_metrics
+    }
+}
+
+/// A running WAN member. See the module docs.
+pub struct WanPool {
+    membership: Membership,
+    carrier: Arc<GrpcCarrier>,
+    catalog_rx: watch::Receiver<Arc<Vec<CatalogEntry>>>,
+    _tasks: Tasks,
+    wan_metrics: WanMetrics,
+}
+
+/// Background tasks of a pool, aborted when it is dropped or stopped.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+impl WanPool {
+    /// Starts gossip over `endpoint`'s carrier and marks this member ready.
+    pub async fn start(endpoint: WanEndpoint, cfg: WanConfig) -> Result<WanPool, WanError> {
+        let WanEndpoint {
+            carrier,
+            metrics,
+            wan_metrics,
+            tls,
+            ..
+        } = endpoint;
+        let external = carrier.external().clone();
+        let book = carrier.address_book().clone();
+        let mut seeds = Vec::new();
+        for s in &cfg.seeds {
+            let a = WanAddr::parse(s)?;
+            if a == external {
+                continue;
+            }
+            seeds.push(book.learn(&a, None, RouteSource::Seed).to_string());
+        }
+        let mut mc = MembershipConfig::new(
+            cfg.node_id.clone(),
+            cfg.federation.clone(),
+            cfg.cluster.clone(),
+            external.socket_addr(),
+            GossipSecurity::InsecurePlaintext,
+        );
+        mc.scope = PoolScope::Wan;
+        mc.seeds = seeds;
+        mc.gossip_interval = cfg.gossip_interval;
+        mc.failure_detection = cfg.failure_detection.clone();
+        mc.max_links = cfg.max_links;
+        let mut announcement = Announcement::new(cfg.node_id.clone(), cfg.cluster.clone());
+        announcement.roles = cfg.roles.clone();
+        announcement.store_external = Some(external.to_string());
+        announcement.tls_server_name = Some(
+            cfg.tls_server_name
+                .clone()
+                .unwrap_or_else(|| external.host().to_string()),
+        );
+        let protection = if tls {
+            format!("WAN gossip as gRPC Wan/Deliver on {external}, mutual TLS")
+        } else {
+            format!("WAN gossip as INSECURE PLAINTEXT gRPC Wan/Deliver on {external}")
+        };
+        let membership =
+            Membership::start_with_carrier(mc, announcement, carrier.clone(), &protection, metrics)
+                .await?;
+        let mut tasks = vec![tokio::spawn(learn_routes(membership.watch(), book))];
+        let values = membership.watch_values(CATALOG_PREFIX).await?;
+        let (catalog_tx, catalog_rx) = watch::channel(Arc::new(Vec::new()));
+        tasks.push(tokio::spawn(follow_catalogs(
+            values,
+            catalog_tx,
+            wan_metrics.clone(),
+        )));
+        membership.set_ready(true).await;
+        info!(
+            pool = %membership.pool_id(), external = %external,
+            gossip_addr = %membership.gossip_addr(), seeds = ?cfg.seeds,
+            "WAN member started"
+        );
+        Ok(WanPool {
+            membership,
+            carrier,
+            catalog_rx,
+            _tasks: Tasks(tasks),
+            wan_metrics,
+        })
+    }
+
+    /// Publishes this member's store catalog (replacing the previous one).
+    pub async fn publish_catalog(&self, entries: &[CatalogEntry]) -> Result<(), WanError> {
+        let shards = catalog::encode(entries)?;
+        self.membership
+            .publish_values(CATALOG_PREFIX, &shards)
+            .await?;
+        Ok(())
+    }
+
+    /// The merged catalogs of the other live WAN members (any cluster,
+    /// this node's own cluster included: filter by `cluster`).
+    pub fn catalog(&self) -> watch::Receiver<Arc<Vec<CatalogEntry>>> {
+        self.catalog_rx.clone()
+    }
+
+    /// The WAN membership (peers, gossip address, pool id).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    pub fn carrier(&self) -> &Arc<GrpcCarrier> {
+        &self.carrier
+    }
+
+    pub fn wan_metrics(&self) -> &WanMetrics {
+        &self.wan_metrics
+    }
+
+    /// Graceful leave (peers drop this member at once), then stop.
+    pub async fn leave(self) {
+        self.membership.leave().await;
+    }
+
+    /// Stops at once.
+    pub async fn shutdown(self) {
+        self.membership.shutdown().await;
+    }
+}
+
+/// Keeps the address book in step with the members' announcements: each
+/// member's gossip address routes to its announced external address and
+/// server name.
+async fn learn_routes(mut rx: watch::Receiver<Arc<Vec<Peer>>>, book: Arc<AddressBook>) {
+    let mut warned: Vec<String> = Vec::new();
+    loop {
+        let peers = rx.borrow_and_update().clone();
+        for p in peers.iter() {
+            let a = &p.announcement;
+            let Some(ext) = a.store_external.as_deref() else {
+                continue;
+            };
+            match WanAddr::parse(ext) {
+                Ok(addr) if addr.socket_addr() == p.gossip_addr => {
+                    book.learn(
+                        &addr,
+                        a.tls_server_name.as_deref(),
+                        RouteSource::Announcement,
+                    );
+                }
+                Ok(_) | Err(_) => {
+                    if !warned.contains(&p.node_id) {
+                        warn!(node = %p.node_id, external = %ext, gossip = %p.gossip_addr,
+                            "WAN member announces an external address that does not match its gossip address; ignored");
+                        warned.push(p.node_id.clone());
+                    }
+                }
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn follow_catalogs(
+    mut rx: watch::Receiver<Arc<Vec<crate::extra_keys::PeerValues>>>,
+    tx: watch::Sender<Arc<Vec<CatalogEntry>>>,
+    metrics: WanMetrics,
+) {
+    // Invalid entries are counted once per change of a peer's values.
+    let mut seen: Vec<crate::extra_keys::PeerValues> = Vec::new();
+    loop {
+        let peers = rx.borrow_and_update().clone();
+        let mut catalogs = Vec::new();
+        for p in peers.iter() {
+            let (entries, invalid) = catalog::decode(&p.values);
+            if invalid > 0 && !seen.contains(p) {
+                metrics.catalog_invalid(invalid);
+                warn!(node = %p.node_id, invalid, "WAN member published invalid catalog entries; they are ignored");
+            }
+            catalogs.push(entries);
+        }
+        seen = peers.as_ref().clone();
+        let merged = catalog::merge(catalogs);
+        tx.send_if_modified(|cur| {
+            if cur.as_slice() == merged.as_slice() {
+                false
+            } else {
+                *cur = Arc::new(merged);
+                true
+            }
+        });
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
