@@ -104,11 +104,10 @@ fn closers(prefix: &str) -> Option<String> {
             '(' => stack.push(')'),
             '{' => stack.push('}'),
             '[' => stack.push(']'),
-            ')' | '}' | ']' => {
-                if stack.pop() != Some(c) {
-                    return None;
-                }
-            }
+            ')' | '}' | ']' => match stack.pop() {
+                Some(open) if open == c => {}
+                _ => return None,
+            },
             _ => {}
         }
     }
