@@ -184,6 +184,19 @@ impl DataSpec {
         out
     }
 
+    /// A data set of the same series for the 2 h block `n` (0, 1, ...)
+    /// before this one's first 2 h boundary: invisible to every workload
+    /// query, it gives the shipper new blocks to upload.
+    pub fn earlier_block(&self, n: i64) -> DataSpec {
+        let two_h = 7_200_000;
+        let base = self.start_ms.div_euclid(two_h) * two_h;
+        DataSpec {
+            start_ms: base - (n + 1) * two_h,
+            samples: (two_h / STEP_MS) as usize - 8,
+            ..self.clone()
+        }
+    }
+
     /// Writes one cluster's blocks into `data_dir` with promtool.
     pub fn write_blocks(&self, cluster: usize, data_dir: &Path) -> Result<(), String> {
         write_blocks(&self.openmetrics(cluster), data_dir)
@@ -194,7 +207,9 @@ impl DataSpec {
 pub fn write_blocks(text: &str, data_dir: &Path) -> Result<(), String> {
     {
         std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
-        let input = data_dir.join("chaos-input.om");
+        // The input sits next to the data dir, never inside it (a shipper
+        // scanning the dir must see only blocks).
+        let input = data_dir.with_extension("om");
         std::fs::write(&input, text).map_err(|e| e.to_string())?;
         let out = Command::new("promtool")
             .args(["tsdb", "create-blocks-from", "openmetrics"])

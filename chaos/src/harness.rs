@@ -96,13 +96,15 @@ pub fn run(cfg: RunConfig) -> anyhow::Result<Report> {
         .name("skein-chaos".into())
         .spawn(move || -> anyhow::Result<Report> {
             let mut topo = Topology::new(&cfg.tag).context("router namespace")?;
-            let layout = Layout::build(&mut topo, cfg.clusters).context("host namespaces")?;
+            let storage = storage_support(&cfg.skein);
+            let layout = Layout::build(&mut topo, cfg.clusters, storage.is_ok())
+                .context("host namespaces")?;
             topo.router.enter_current_thread()?;
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(4)
                 .enable_all()
                 .build()?;
-            let res = rt.block_on(episode(&cfg, &topo, &layout));
+            let res = rt.block_on(episode(&cfg, &topo, &layout, storage));
             drop(rt);
             topo.teardown();
             res
@@ -120,15 +122,23 @@ pub struct Layout {
     /// cluster -> (host, addr)
     pub queriers: BTreeMap<usize, (String, String)>,
     pub hosts: BTreeMap<String, crate::topology::netns::Netns>,
+    /// (host, addr) of the S3 server
+    pub s3: Option<(String, String)>,
 }
 
 impl Layout {
-    fn build(topo: &mut Topology, clusters: usize) -> anyhow::Result<Layout> {
+    fn build(topo: &mut Topology, clusters: usize, s3: bool) -> anyhow::Result<Layout> {
         let mut l = Layout {
             pods: BTreeMap::new(),
             queriers: BTreeMap::new(),
             hosts: BTreeMap::new(),
+            s3: None,
         };
+        if s3 {
+            let h = topo.add_host("s3", 200, 10)?;
+            l.hosts.insert("s3".into(), h.ns.clone());
+            l.s3 = Some(("s3".into(), h.addr));
+        }
         for c in 0..clusters {
             let subnet = u8::try_from(c + 1)?;
             for r in 0..2usize {
@@ -158,6 +168,22 @@ impl Layout {
     }
 }
 
+/// Ok(garage binary) when this skein build ships blocks and garage is
+/// installed; else why storage checks are skipped.
+fn storage_support(skein: &std::path::Path) -> Result<PathBuf, String> {
+    let help = std::process::Command::new(skein)
+        .args(["node", "--help"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !help.contains("--sidecar.objstore-config-file") || !help.contains("--sidecar.tsdb-path") {
+        return Err("skipped: this skein build has no shipper flags (--sidecar.tsdb-path, --sidecar.objstore-config-file)".into());
+    }
+    crate::garage::find_binary().ok_or_else(|| {
+        "skipped: garage not found (set SKEIN_GARAGE_BIN or cargo install garage)".into()
+    })
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -170,7 +196,12 @@ fn lock(p: &Arc<Mutex<Procs>>) -> anyhow::Result<std::sync::MutexGuard<'_, Procs
         .map_err(|_| anyhow::anyhow!("process registry poisoned"))
 }
 
-async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::Result<Report> {
+async fn episode(
+    cfg: &RunConfig,
+    topo: &Topology,
+    layout: &Layout,
+    storage: Result<PathBuf, String>,
+) -> anyhow::Result<Report> {
     let abort = Arc::new(AtomicBool::new(false));
     {
         let abort = abort.clone();
@@ -234,19 +265,60 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
             .await?
     };
     notes.push(sec_note);
+    // The S3 server, when the build ships blocks.
+    let mut s3 = None;
+    if let (Ok(bin), Some((host, addr))) = (&storage, &layout.s3) {
+        let ns = layout.hosts.get(host).context("s3 host")?.clone();
+        let dir = cfg.out_dir.join("garage");
+        let config = crate::garage::write_config(&dir, addr, cfg.seed)?;
+        lock(&procs)?.add(crate::garage::spec("s3", &ns, bin, &config))?;
+        let (bin, addr) = (bin.clone(), addr.clone());
+        let conf = config.clone();
+        let got =
+            tokio::task::spawn_blocking(move || crate::garage::setup(&ns, &bin, &conf, &addr))
+                .await?
+                .map_err(anyhow::Error::msg)?;
+        std::fs::write(
+            cfg.out_dir.join("objstore.yml"),
+            crate::garage::objstore_yaml(&got),
+        )?;
+        notes.push(format!(
+            "S3: garage at {} bucket {}",
+            got.endpoint, got.bucket
+        ));
+        s3 = Some(got);
+    }
     // Prometheus listens on the pod's loopback; check it from inside the pod
     // through the sidecar's readiness instead (the sidecar reads it).
     let mut stores = Vec::new();
+    let mut uploads = BTreeMap::new();
     for ((c, r), (host, addr)) in &layout.pods {
         let ns = layout.hosts.get(host).context("host")?;
-        lock(&procs)?.add(prometheus::sidecar_spec(
+        let mut spec = prometheus::sidecar_spec(
             &Layout::sidecar(*c, *r),
             ns,
             &cfg.skein,
             &sec,
             addr,
             "http://127.0.0.1:9090",
-        ))?;
+        );
+        if s3.is_some() {
+            let tsdb = cfg
+                .out_dir
+                .join("data")
+                .join(format!("c{}r{r}", c + 1))
+                .join("tsdb");
+            spec.args.extend([
+                format!("--sidecar.tsdb-path={}", tsdb.display()),
+                format!(
+                    "--sidecar.objstore-config-file={}",
+                    cfg.out_dir.join("objstore.yml").display()
+                ),
+                "--sidecar.ship-interval=2s".into(),
+            ]);
+            uploads.insert(Layout::sidecar(*c, *r), (*c, tsdb));
+        }
+        lock(&procs)?.add(spec)?;
         stores.push(format!("{addr}:10901"));
     }
     let replica_label = if cfg.inject == Inject::NoDedup {
@@ -316,10 +388,10 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
     let targets_spec = Targets {
         clusters: cfg.clusters,
         processes: process_names,
-        sidecars: vec![],
+        sidecars: uploads.keys().cloned().collect(),
         hosts: layout.hosts.keys().cloned().collect(),
-        s3: false,
-        shipper: false,
+        s3: s3.is_some(),
+        shipper: s3.is_some(),
     };
     let mut sched = schedule::generate(
         cfg.seed,
@@ -339,7 +411,14 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
             .keys()
             .map(|c| Layout::querier(*c))
             .collect(),
-        s3: None,
+        s3: layout
+            .s3
+            .as_ref()
+            .filter(|_| s3.is_some())
+            .map(|(h, _)| (h.clone(), crate::garage::S3_PORT)),
+        uploads: uploads.clone(),
+        data: spec.clone(),
+        added: std::sync::atomic::AtomicI64::new(0),
     });
     let stop = Arc::new(AtomicBool::new(false));
     let records: Arc<Mutex<Vec<Record>>> = Arc::new(Mutex::new(Vec::new()));
@@ -407,6 +486,11 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
     for w in &sched.windows {
         let _ = nemesis.end(&w.fault);
     }
+    let storage_check = match (&s3, &storage) {
+        (Some(s3), _) => Some(settle_bucket(&client, s3, &uploads, &abort).await),
+        (None, Err(why)) => Some(crate::invariants::Check::Skipped(why.clone())),
+        (None, Ok(_)) => None,
+    };
     {
         let p = procs.clone();
         tokio::task::spawn_blocking(move || {
@@ -430,7 +514,7 @@ async fn episode(cfg: &RunConfig, topo: &Topology, layout: &Layout) -> anyhow::R
         grace_s: cfg.grace_s,
         converge_bound_s: cfg.converge_bound_s,
         baseline,
-        storage: None,
+        storage: storage_check,
     };
     let invariants = invariants::evaluate(&facts);
     let (windows, quiet) = report::window_stats(&records, &sched.windows, &runs);
@@ -489,6 +573,45 @@ fn topology_lines(topo: &Topology, layout: &Layout) -> Vec<String> {
         ));
     }
     v
+}
+
+/// Audits the bucket until it matches every replica's blocks (the
+/// shippers get up to 90 s after the last fault), and returns the verdict.
+async fn settle_bucket(
+    client: &reqwest::Client,
+    s3: &crate::s3::S3,
+    uploads: &BTreeMap<String, (usize, PathBuf)>,
+    abort: &AtomicBool,
+) -> crate::invariants::Check {
+    use crate::bucket::{Replica, audit, local_blocks};
+    let start = Instant::now();
+    loop {
+        let replicas: Vec<Replica> = uploads
+            .iter()
+            .map(|(name, (c, dir))| Replica {
+                cluster: DataSpec::cluster_name(*c),
+                replica: name.chars().last().map(String::from).unwrap_or_default(),
+                blocks: local_blocks(dir),
+            })
+            .collect();
+        let a = audit(s3, client, &replicas).await;
+        if a.problems.is_empty() {
+            return crate::invariants::Check::Pass(format!(
+                "{} local blocks, each in the bucket exactly once and whole ({} bucket blocks, none partial) after {:.1}s",
+                a.local_blocks,
+                a.bucket_blocks,
+                start.elapsed().as_secs_f64()
+            ));
+        }
+        if start.elapsed() > Duration::from_secs(90) || abort.load(Ordering::SeqCst) {
+            return crate::invariants::Check::Fail(format!(
+                "after {:.0}s: {}",
+                start.elapsed().as_secs_f64(),
+                a.problems.join("; ")
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Sleeps until `at_s` after `t0`; false if aborted first.

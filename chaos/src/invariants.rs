@@ -42,7 +42,15 @@ pub struct Facts<'a> {
     pub grace_s: f64,
     pub converge_bound_s: f64,
     pub baseline: Result<f64, String>,
-    pub storage: Option<String>,
+    pub storage: Option<Check>,
+}
+
+/// A verdict computed elsewhere.
+#[derive(Clone, Debug)]
+pub enum Check {
+    Pass(String),
+    Fail(String),
+    Skipped(String),
 }
 
 /// True when `t` lies in a quiet period: after warm-up, outside every
@@ -125,7 +133,9 @@ pub fn evaluate(f: &Facts) -> Vec<Invariant> {
                 crashes.join("; ")
             },
             if external > 0 {
-                format!(" ({external} graceful stops by a signal from outside the harness, not counted)")
+                format!(
+                    " ({external} graceful stops by a signal from outside the harness, not counted)"
+                )
             } else {
                 String::new()
             }
@@ -221,13 +231,16 @@ pub fn evaluate(f: &Facts) -> Vec<Invariant> {
             Err(e) => e.clone(),
         },
     });
+    let (verdict, detail) = match f.storage.clone() {
+        Some(Check::Pass(d)) => (Verdict::Pass, d),
+        Some(Check::Fail(d)) => (Verdict::Fail, d),
+        Some(Check::Skipped(d)) => (Verdict::Skipped, d),
+        None => (Verdict::Skipped, "skipped: no S3 server in this run".into()),
+    };
     out.push(Invariant {
         name: "blocks_in_bucket_exactly_once",
-        verdict: Verdict::Skipped,
-        detail: f.storage.clone().unwrap_or_else(|| {
-            "skipped: this skein build has no shipper/store flags (sidecar.tsdb_path, store role)"
-                .into()
-        }),
+        verdict,
+        detail,
     });
     out.push(Invariant {
         name: "gossip_membership_converges",

@@ -3,7 +3,9 @@
 //! sidecars and queriers, injects seeded faults, checks every query answer
 //! against an exact oracle and reports invariant verdicts.
 
+pub mod bucket;
 pub mod datagen;
+pub mod garage;
 pub mod harness;
 pub mod invariants;
 pub mod nemesis;
@@ -11,6 +13,7 @@ pub mod oracle;
 pub mod procs;
 pub mod prometheus;
 pub mod report;
+pub mod s3;
 pub mod schedule;
 pub mod selftest;
 pub mod topology;

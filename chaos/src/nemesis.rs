@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use crate::datagen::DataSpec;
 use crate::procs::Procs;
 use crate::schedule::Fault;
 use crate::topology::bridge::cidr;
@@ -20,6 +24,11 @@ pub struct Nemesis {
     pub queriers: Vec<String>,
     /// Host name of the S3 server and its port.
     pub s3: Option<(String, u16)>,
+    /// sidecar -> (cluster index, Prometheus TSDB dir), for upload faults.
+    pub uploads: BTreeMap<String, (usize, PathBuf)>,
+    pub data: DataSpec,
+    /// Blocks added so far (each upload fault adds one).
+    pub added: AtomicI64,
 }
 
 fn lock(p: &Arc<Mutex<Procs>>) -> Result<std::sync::MutexGuard<'_, Procs>, String> {
@@ -41,9 +50,8 @@ impl Nemesis {
     /// Starts a fault (blocking; call from a blocking context).
     pub fn begin(&self, f: &Fault) -> Result<(), String> {
         match f {
-            Fault::KillRestart { proc } | Fault::SidecarKillDuringUpload { proc } => {
-                lock(&self.procs)?.kill9(proc).map_err(|e| e.to_string())
-            }
+            Fault::KillRestart { proc } => lock(&self.procs)?.kill9(proc).map_err(|e| e.to_string()),
+            Fault::SidecarKillDuringUpload { proc } => self.kill_during_upload(proc),
             Fault::Pause { proc } => lock(&self.procs)?
                 .pause(proc, true)
                 .map_err(|e| e.to_string()),
@@ -104,6 +112,26 @@ impl Nemesis {
             },
             Fault::QuerierTierRestart => Ok(()),
         }
+    }
+}
+
+impl Nemesis {
+    /// Gives the sidecar's shipper a new block, then kills the sidecar
+    /// while its ship cycle (2 s) is likely uploading it.
+    fn kill_during_upload(&self, proc: &str) -> Result<(), String> {
+        let (cluster, dir) = self
+            .uploads
+            .get(proc)
+            .ok_or_else(|| format!("{proc} ships no blocks"))?;
+        let n = self.added.fetch_add(1, Ordering::SeqCst);
+        let spec = self.data.earlier_block(n);
+        let text = spec.openmetrics(*cluster);
+        crate::datagen::write_blocks(&text, dir)?;
+        // A deterministic delay in [0.2, 2.6) s: somewhere in the next
+        // ship cycle.
+        let delay = 200 + (crate::datagen::mix(self.data.seed ^ n as u64) % 2400);
+        std::thread::sleep(Duration::from_millis(delay));
+        lock(&self.procs)?.kill9(proc).map_err(|e| e.to_string())
     }
 }
 

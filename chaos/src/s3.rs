@@ -97,7 +97,11 @@ impl S3 {
         let path = if key.is_empty() {
             format!("/{}", uri_encode(&self.bucket, false))
         } else {
-            format!("/{}/{}", uri_encode(&self.bucket, false), uri_encode(key, true))
+            format!(
+                "/{}/{}",
+                uri_encode(&self.bucket, false),
+                uri_encode(key, true)
+            )
         };
         let mut q: Vec<(String, String)> = query
             .iter()
@@ -147,7 +151,10 @@ impl S3 {
         if !status.is_success() {
             return Err(format!(
                 "S3 GET {key}: HTTP {status}: {}",
-                String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(300)
+                    .collect::<String>()
             ));
         }
         Ok(body)
@@ -245,6 +252,9 @@ mod tests {
         let x = "<a><Contents><Key>x&amp;y</Key><Size>3</Size></Contents><Contents><Key>z</Key><Size>4</Size></Contents></a>";
         let cs = between_all(x, "<Contents>", "</Contents>");
         assert_eq!(cs.len(), 2);
-        assert_eq!(xml_unescape(between_all(cs[0], "<Key>", "</Key>")[0]), "x&y");
+        assert_eq!(
+            xml_unescape(between_all(cs[0], "<Key>", "</Key>")[0]),
+            "x&y"
+        );
     }
 }
