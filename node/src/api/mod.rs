@@ -16,6 +16,9 @@ mod tests;
 
 use actix_web::{HttpResponse, web};
 
+// For `HttpServer::on_connect` in node/src/http.rs (until it is wired
+// there, only the tests use it).
+#[allow(unused_imports)]
 pub use disconnect::on_connect;
 
 /// Largest url-encoded form body accepted (many `match[]`, long queries).

@@ -79,6 +79,7 @@ impl Params {
         Params { pairs }
     }
 
+    #[cfg(test)]
     pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Params {
         Params {
             pairs: pairs
