@@ -243,6 +243,25 @@ pub fn parse_series_desc(line: &str) -> Option<SeriesDesc> {
     })
 }
 
+/// Parses the body of a `load <interval>` block (one series description a
+/// line; blank lines and `#` comments ignored) into series with samples at
+/// `0, interval, 2*interval, ...`. Native histogram lines are an error.
+pub fn load_series(text: &str, interval_ms: i64) -> Result<Vec<crate::source::Series>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let d = parse_series_desc(line)
+            .filter(|d| !d.histogram)
+            .ok_or_else(|| format!("line {}: cannot read series {line:?}", i + 1))?;
+        let samples = crate::promqltest::run::desc_samples(&d, 0, interval_ms);
+        out.push(crate::source::Series::new(d.labels, samples));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +279,16 @@ mod tests {
         assert!(matches!(v[4], SeqValue::Value(x) if x.to_bits() == STALE_NAN_BITS));
         assert_eq!(v[10], SeqValue::Value(-2.0));
         assert_eq!(v[11], SeqValue::Value(f64::INFINITY));
+    }
+
+    #[test]
+    fn loads_a_block() {
+        let s = load_series("a{x=\"1\"} 1 _ 3\n# comment\n\nb 0+1x2", 15_000).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].samples.len(), 2);
+        assert_eq!(s[0].samples[1].t, 30_000);
+        assert_eq!(s[1].samples.len(), 3);
+        assert!(load_series("c {{schema:0}}", 1000).is_err());
     }
 
     #[test]
