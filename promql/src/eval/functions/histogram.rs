@@ -337,3 +337,38 @@ impl Evaluator<'_> {
         Ok(Some(Val::Vector(out.compact().drop_name()?)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn le_values_parse_like_go() {
+        for (s, v) in [
+            ("+Inf", f64::INFINITY),
+            ("1e+06", 1e6),
+            ("0.005", 0.005),
+            ("Inf", f64::INFINITY),
+        ] {
+            assert_eq!(s.parse::<f64>().ok(), Some(v), "{s}");
+        }
+    }
+
+    #[test]
+    fn quantile_interpolates_within_buckets() {
+        // 10 observations <= 1, 20 <= 2, 30 in total.
+        let mut b = vec![(f64::INFINITY, 30.0), (1.0, 10.0), (2.0, 20.0)];
+        assert_eq!(bucket_quantile(0.5, &mut b).0, 1.5);
+        // The highest finite bound when the rank falls in +Inf.
+        let mut b = vec![(1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 30.0)];
+        assert_eq!(bucket_quantile(0.9, &mut b).0, 2.0);
+        // No +Inf bucket: NaN.
+        let mut b = vec![(1.0, 10.0)];
+        assert!(bucket_quantile(0.5, &mut b).0.is_nan());
+        // Non-monotonic counts are fixed and reported.
+        let mut b = vec![(1.0, 10.0), (2.0, 5.0), (f64::INFINITY, 10.0)];
+        assert!(bucket_quantile(0.5, &mut b).1);
+        let mut b = vec![(1.0, 10.0), (2.0, 20.0), (f64::INFINITY, 40.0)];
+        assert_eq!(bucket_fraction(0.0, 1.5, &mut b), 15.0 / 40.0);
+    }
+}
