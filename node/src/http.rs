@@ -67,6 +67,7 @@ pub fn start(
         }
         app
     })
+    .on_connect(crate::api::on_connect)
     .workers(2)
     .disable_signals()
     .shutdown_timeout(5)

@@ -40,7 +40,6 @@ impl PeerWatch {
 /// For `HttpServer::on_connect`: remembers plain TCP connections so
 /// handlers can notice disconnects. Other connection types (TLS) are left
 /// alone and their requests simply run to the end.
-#[allow(dead_code)] // wired by node/src/http.rs via HttpServer::on_connect
 pub fn on_connect(conn: &dyn Any, ext: &mut Extensions) {
     #[cfg(unix)]
     if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
