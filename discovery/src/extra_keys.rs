@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::sync::watch;
+use chitchat::Chitchat;
+use tokio::sync::{Mutex, watch};
 
 use crate::announcement::{self, MAX_VALUE_BYTES};
 use crate::membership::{Membership, MembershipError};
@@ -61,17 +62,26 @@ fn index_of(prefix: &str, key: &str) -> Option<usize> {
     rest.parse().ok()
 }
 
-impl Membership {
+/// Publishes one key family of a node; cheap to clone, usable from tasks
+/// that do not own the [`Membership`]. Writes after the membership stopped
+/// go nowhere.
+#[derive(Clone)]
+pub struct ValuesPublisher {
+    chitchat: Option<Arc<Mutex<Chitchat>>>,
+    prefix: String,
+}
+
+impl ValuesPublisher {
+    /// The family's prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Publishes `values` under `{prefix}0..`, deleting this node's keys of
-    /// the family that are no longer needed. `prefix` must end with `/` and
-    /// must not overlap the announcement's keys; each value must fit
+    /// the family that are no longer needed. Each value must fit
     /// [`MAX_VALUE_BYTES`]; at most [`MAX_VALUES`] values.
-    pub async fn publish_values(
-        &self,
-        prefix: &str,
-        values: &[String],
-    ) -> Result<(), MembershipError> {
-        check_prefix(prefix)?;
+    pub async fn publish(&self, values: &[String]) -> Result<(), MembershipError> {
+        let prefix = self.prefix.as_str();
         if values.len() > MAX_VALUES {
             return Err(MembershipError::Config(format!(
                 "{} values under {prefix:?}, at most {MAX_VALUES}",
@@ -84,7 +94,12 @@ impl Membership {
                 v.len()
             )));
         }
-        self.with_self_state(|state| {
+        let Some(chitchat) = &self.chitchat else {
+            return Ok(());
+        };
+        let mut guard = chitchat.lock().await;
+        let state = guard.self_node_state();
+        {
             let stale: Vec<String> = state
                 .iter_prefix(prefix)
                 .filter(|(k, _)| index_of(prefix, k).is_some_and(|i| i >= values.len()))
@@ -96,9 +111,29 @@ impl Membership {
             for k in stale {
                 state.delete(&k);
             }
-        })
-        .await;
+        }
         Ok(())
+    }
+}
+
+impl Membership {
+    /// A publisher of the key family `prefix` (which must end with `/` and
+    /// must not overlap the announcement's keys).
+    pub fn values_publisher(&self, prefix: &str) -> Result<ValuesPublisher, MembershipError> {
+        check_prefix(prefix)?;
+        Ok(ValuesPublisher {
+            chitchat: self.chitchat(),
+            prefix: prefix.to_string(),
+        })
+    }
+
+    /// Publishes `values` under `{prefix}0..` (see [`ValuesPublisher::publish`]).
+    pub async fn publish_values(
+        &self,
+        prefix: &str,
+        values: &[String],
+    ) -> Result<(), MembershipError> {
+        self.values_publisher(prefix)?.publish(values).await
     }
 
     /// A receiver of the values every live and ready peer (self excluded)

@@ -22,7 +22,7 @@ mod pool_tests;
 
 pub use announcement::{Announcement, AnnouncementError, LabelSet, Role};
 pub use carrier::{Carrier, CarrierError, GossipSecurity, UdpCarrier};
-pub use extra_keys::PeerValues;
+pub use extra_keys::{PeerValues, ValuesPublisher};
 pub use keyring::{Keyring, KeyringError};
 pub use membership::{FailureDetection, Membership, MembershipConfig, MembershipError, PoolScope};
 pub use metrics::GossipMetrics;

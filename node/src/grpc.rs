@@ -1,22 +1,28 @@
-//! The node's gRPC server: the StoreAPI of its data role, over mutual TLS
-//! (or plaintext in development mode).
+//! The node's gRPC server: the StoreAPI of its data role and, on a WAN
+//! member, WAN gossip, over mutual TLS (or plaintext in development mode).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use skein_proto::skein::gossip::v1::wan_server::WanServer;
 use skein_proto::thanos::info::info_server::InfoServer;
 use skein_proto::thanos::store_server::StoreServer;
 use skein_tls::TlsReloader;
 use tokio::sync::oneshot;
 use tokio_stream::wrappers::TcpListenerStream;
 
-/// Binds now (so a busy port fails start-up) and serves on a tokio task
-/// until `shutdown` fires.
-pub async fn start_store_api<S>(
+/// The WAN gossip service (`skein.gossip.v1.Wan`) of a WAN member.
+pub type WanService = WanServer<skein_discovery::wan::WanService>;
+
+/// Binds now (so a busy port fails start-up) and serves the StoreAPI (and,
+/// on a WAN member, WAN gossip on the same port) on a tokio task until
+/// `shutdown` fires.
+pub async fn start_store_api_and_wan<S>(
     addr: SocketAddr,
     tls: Option<Arc<TlsReloader>>,
     store: S,
+    wan: Option<WanService>,
     shutdown: oneshot::Receiver<()>,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>>
 where
@@ -24,16 +30,38 @@ where
         + skein_proto::thanos::info::info_server::Info
         + Clone,
 {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {addr}: {e}"))?;
     let router = tonic::transport::Server::builder()
         .add_service(
             StoreServer::new(store.clone())
                 .max_decoding_message_size(usize::MAX >> 1)
                 .max_encoding_message_size(usize::MAX >> 1),
         )
-        .add_service(InfoServer::new(store));
+        .add_service(InfoServer::new(store))
+        .add_optional_service(wan);
+    serve(addr, tls, router, shutdown).await
+}
+
+/// A gRPC server for a node without a data role that is a WAN member (a
+/// query node with an external address): WAN gossip only.
+pub async fn start_wan(
+    addr: SocketAddr,
+    tls: Option<Arc<TlsReloader>>,
+    wan: WanService,
+    shutdown: oneshot::Receiver<()>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let router = tonic::transport::Server::builder().add_service(wan);
+    serve(addr, tls, router, shutdown).await
+}
+
+async fn serve(
+    addr: SocketAddr,
+    tls: Option<Arc<TlsReloader>>,
+    router: tonic::transport::server::Router,
+    shutdown: oneshot::Receiver<()>,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen for gRPC on {addr}: {e}"))?;
     Ok(tokio::spawn(async move {
         let signal = async {
             let _ = shutdown.await;

@@ -11,6 +11,7 @@ mod members;
 mod readiness;
 mod run;
 mod tools;
+mod wan;
 
 use std::process::ExitCode;
 

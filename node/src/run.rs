@@ -61,6 +61,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "starting skein node"
     );
 
+    // WAN gossip rides the gRPC port: its service must be in the router.
+    let wan_plan = crate::wan::prepare(&config, tls.clone(), &mut registry)?;
+    let wan_service = || wan_plan.as_ref().map(|p| p.service());
+
     if config.has(Role::Sidecar) {
         let s = &config.sidecar;
         let cfg = SidecarConfig {
@@ -116,8 +120,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
         let store = SidecarStore::new(addr, metrics);
         let (tx, rx) = oneshot::channel();
-        grpc_task =
-            Some(crate::grpc::start_store_api(config.grpc_address, tls.clone(), store, rx).await?);
+        grpc_task = Some(
+            crate::grpc::start_store_api_and_wan(
+                config.grpc_address,
+                tls.clone(),
+                store,
+                wan_service(),
+                rx,
+            )
+            .await?,
+        );
         grpc_stop = Some(tx);
         tracing::info!(grpc = %config.grpc_address, prometheus = %s.prometheus_url, "sidecar role started");
     }
@@ -181,14 +193,31 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }));
         let svc = StoreService::new(addr, &mut registry);
         let (tx, rx) = oneshot::channel();
-        grpc_task =
-            Some(crate::grpc::start_store_api(config.grpc_address, tls.clone(), svc, rx).await?);
+        grpc_task = Some(
+            crate::grpc::start_store_api_and_wan(
+                config.grpc_address,
+                tls.clone(),
+                svc,
+                wan_service(),
+                rx,
+            )
+            .await?,
+        );
         grpc_stop = Some(tx);
         tracing::info!(
             grpc = %config.grpc_address,
             bucket = %st.objstore_config_file.display(),
             "store role started"
         );
+    }
+
+    if grpc_task.is_none()
+        && let Some(wan) = wan_service()
+    {
+        let (tx, rx) = oneshot::channel();
+        grpc_task = Some(crate::grpc::start_wan(config.grpc_address, tls.clone(), wan, rx).await?);
+        grpc_stop = Some(tx);
+        tracing::info!(grpc = %config.grpc_address, "gRPC server for WAN gossip listening");
     }
 
     let query = if config.has(Role::Query) {
@@ -210,6 +239,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    let mut wan_pool = None;
     let membership = match &config.gossip {
         Some(g) => {
             let roles: Vec<skein_discovery::Role> = config
@@ -230,8 +260,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 &mut registry,
             )
             .await?;
-            if let Some(q) = &query {
-                crate::gossip::feed_store_set(&m, config.cluster.clone(), q.clone());
+            if let Some(plan) = wan_plan {
+                wan_pool = Some(crate::wan::start(plan, &config, &m).await?);
+            }
+            match (&query, &wan_pool) {
+                (Some(q), Some(w)) => {
+                    crate::wan::feed_store_set(&m, w, config.cluster.clone(), q.clone())
+                }
+                (Some(q), None) => {
+                    crate::gossip::feed_store_set(&m, config.cluster.clone(), q.clone())
+                }
+                (None, _) => {}
             }
             Some(m)
         }
@@ -249,6 +288,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     wait_for_signal().await;
     tracing::info!("shutting down");
     http.stop(true).await;
+    if let Some(w) = wan_pool {
+        // Peers of other clusters drop this member (and its catalog) now.
+        w.leave().await;
+    }
     if let Some(m) = membership {
         // Announce not-ready so queriers drop this node now rather than
         // after failure detection; give the news two rounds to spread.

@@ -25,5 +25,5 @@ pub use book::{AddressBook, Route, RouteSource};
 pub use carrier::{CarrierSettings, GrpcCarrier};
 pub use catalog::{CATALOG_PREFIX, CatalogEntry, CatalogError};
 pub use metrics::{DropReason, WanMetrics};
-pub use pool::{WanConfig, WanEndpoint, WanError, WanPool};
+pub use pool::{CatalogPublisher, WanConfig, WanEndpoint, WanError, WanPool};
 pub use service::WanService;

@@ -27,6 +27,7 @@ use super::metrics::WanMetrics;
 use super::service::WanService;
 use crate::announcement::{Announcement, Role};
 use crate::carrier::GossipSecurity;
+use crate::extra_keys::ValuesPublisher;
 use crate::membership::{
     FailureDetection, Membership, MembershipConfig, MembershipError, PoolScope,
 };
@@ -155,6 +156,19 @@ pub struct WanPool {
     wan_metrics: WanMetrics,
 }
 
+/// Publishes a WAN member's store catalog; see [`WanPool::catalog_publisher`].
+#[derive(Clone)]
+pub struct CatalogPublisher(ValuesPublisher);
+
+impl CatalogPublisher {
+    /// Replaces the published catalog with `entries`.
+    pub async fn publish(&self, entries: &[CatalogEntry]) -> Result<(), WanError> {
+        let shards = catalog::encode(entries)?;
+        self.0.publish(&shards).await?;
+        Ok(())
+    }
+}
+
 /// Background tasks of a pool, aborted when it is dropped or stopped.
 struct Tasks(Vec<JoinHandle<()>>);
 
@@ -239,11 +253,14 @@ impl WanPool {
 
     /// Publishes this member's store catalog (replacing the previous one).
     pub async fn publish_catalog(&self, entries: &[CatalogEntry]) -> Result<(), WanError> {
-        let shards = catalog::encode(entries)?;
-        self.membership
-            .publish_values(CATALOG_PREFIX, &shards)
-            .await?;
-        Ok(())
+        self.catalog_publisher()?.publish(entries).await
+    }
+
+    /// A cloneable handle that publishes this member's catalog from a task.
+    pub fn catalog_publisher(&self) -> Result<CatalogPublisher, WanError> {
+        Ok(CatalogPublisher(
+            self.membership.values_publisher(CATALOG_PREFIX)?,
+        ))
     }
 
     /// The merged catalogs of the other live WAN members (any cluster,
