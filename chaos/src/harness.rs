@@ -438,34 +438,52 @@ async fn episode(
     tracing::info!(faults = sched.windows.len(), "load started");
     let mut runs: Vec<WindowRun> = vec![WindowRun::default(); sched.windows.len()];
     let mut convergences = Vec::new();
-    for (i, w) in sched.windows.iter().enumerate() {
-        if !sleep_until(t0, w.start_s, &abort).await {
+    // Begin and end events in time order; windows may overlap.
+    let mut events: Vec<(f64, bool, usize)> = sched
+        .windows
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| [(w.start_s, true, i), (w.end_s, false, i)])
+        .collect();
+    events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut active = std::collections::BTreeSet::new();
+    for (at, begin, i) in events {
+        let reached = sleep_until(t0, at, &abort).await;
+        if begin && !reached {
             break;
         }
-        let run = runs.get_mut(i).context("window")?;
-        run.began_s = Some(t0.elapsed().as_secs_f64());
+        let (Some(w), Some(run)) = (sched.windows.get(i), runs.get_mut(i)) else {
+            continue;
+        };
         let (n, f) = (nemesis.clone(), w.fault.clone());
-        if let Err(e) = tokio::task::spawn_blocking(move || n.begin(&f)).await? {
-            run.begin_error = Some(e);
+        if begin {
+            run.began_s = Some(t0.elapsed().as_secs_f64());
+            active.insert(i);
+            if let Err(e) = tokio::task::spawn_blocking(move || n.begin(&f)).await? {
+                run.begin_error = Some(e);
+            }
+            tracing::info!(window = w.id, fault = %w.fault.label(), "fault begins");
+            continue;
         }
-        tracing::info!(window = w.id, fault = %w.fault.label(), "fault begins");
-        let reached = sleep_until(t0, w.end_s, &abort).await;
-        let (n, f) = (nemesis.clone(), w.fault.clone());
         if let Err(e) = tokio::task::spawn_blocking(move || n.end(&f)).await? {
             run.heal_error = Some(e);
         }
-        let healed = t0.elapsed().as_secs_f64();
-        run.healed_s = Some(healed);
+        run.healed_s = Some(t0.elapsed().as_secs_f64());
+        active.remove(&i);
         tracing::info!(window = w.id, "fault healed");
-        convergences.push((
-            i,
-            tokio::spawn(converge(
-                client.clone(),
-                targets.clone(),
-                stores.len(),
-                Duration::from_secs_f64(cfg.converge_bound_s * 3.0),
-            )),
-        ));
+        if active.is_empty() {
+            convergences.push((
+                i,
+                tokio::spawn(converge(
+                    client.clone(),
+                    targets.clone(),
+                    stores.len(),
+                    Duration::from_secs_f64(cfg.converge_bound_s * 3.0),
+                )),
+            ));
+        } else {
+            run.overlapped = true;
+        }
         if !reached {
             break;
         }

@@ -30,6 +30,9 @@ pub struct WindowRun {
     pub heal_error: Option<String>,
     /// Seconds from heal until every querier lists every store healthy.
     pub converged_after_s: Option<f64>,
+    /// Healed while another window was still active (no convergence
+    /// bound applies to it alone).
+    pub overlapped: bool,
 }
 
 /// The facts the verdicts are drawn from.
@@ -169,6 +172,7 @@ pub fn evaluate(f: &Facts) -> Vec<Invariant> {
         .windows
         .iter()
         .zip(f.runs)
+        .filter(|(_, r)| !r.overlapped && r.began_s.is_some())
         .filter(|(_, r)| r.converged_after_s.is_none_or(|s| s > f.converge_bound_s))
         .map(|(w, r)| {
             format!(
