@@ -75,7 +75,7 @@ pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
             message: format!("parse error: query has more than {MAX_OPERATORS} operators"),
         });
     }
-    let expr = parser::parse(query).map_err(|m| QueryError::Parse {
+    let expr = parser::parse(&crate::extended::rewrite(query)).map_err(|m| QueryError::Parse {
         message: format!("parse error: {m}"),
     })?;
     if depth(&expr) > MAX_DEPTH {

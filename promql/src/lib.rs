@@ -24,6 +24,7 @@ pub mod duration;
 pub mod engine;
 pub mod error;
 pub(crate) mod eval;
+pub mod extended;
 pub mod labels;
 pub mod memsource;
 pub mod plan;

@@ -8,6 +8,7 @@ use promql_parser::label::MatchOp as PMatchOp;
 use promql_parser::parser::{Expr, VectorSelector};
 
 use crate::eval::{Ctx, at_ms, offset_ms};
+use crate::extended::{EXT_LABEL, ext_of};
 use crate::labels::METRIC_NAME;
 use crate::source::{LabelMatcher, MatchOp, SelectHints};
 
@@ -18,8 +19,16 @@ pub struct Selection {
     pub hints: SelectHints,
 }
 
-/// The matchers of a selector, with its metric name as a `__name__` matcher.
+/// The matchers of a selector to send to a source: its metric name as a
+/// `__name__` matcher, without the extended-selector marker.
 pub fn selector_matchers(vs: &VectorSelector) -> Vec<LabelMatcher> {
+    let mut m = all_matchers(vs);
+    m.retain(|m| m.name != EXT_LABEL);
+    m
+}
+
+/// All matchers of a selector, including the extended-selector marker.
+pub fn all_matchers(vs: &VectorSelector) -> Vec<LabelMatcher> {
     let mut out = Vec::new();
     if let Some(name) = &vs.name {
         out.push(LabelMatcher::new(METRIC_NAME, MatchOp::Equal, name.clone()));
@@ -187,8 +196,13 @@ fn add(
     };
     let back = if range > 0 { range } else { ctx.lookback_ms };
     // Windows are left-open; the first readable sample is one past this.
-    let mint = s - off - back + 1;
-    let maxt = e - off;
+    let mut mint = s - off - back + 1;
+    let mut maxt = e - off;
+    // Extended selectors read around their window.
+    if ext_of(&all_matchers(vs)).is_some() {
+        mint -= ctx.lookback_ms;
+        maxt += ctx.lookback_ms;
+    }
     let key = selector_key(vs);
     match out.get_mut(&key) {
         Some(sel) => {

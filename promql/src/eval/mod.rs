@@ -7,6 +7,7 @@
 
 pub(crate) mod aggregate;
 pub(crate) mod binary;
+pub(crate) mod extended;
 pub(crate) mod functions;
 pub(crate) mod selector;
 pub(crate) mod subquery;

@@ -84,6 +84,11 @@ impl Evaluator<'_> {
         &self,
         vs: &VectorSelector,
     ) -> Result<StepVectors, QueryError> {
+        if crate::extended::ext_of(&crate::plan::all_matchers(vs))
+            == Some(crate::extended::Ext::Smoothed)
+        {
+            return self.smoothed_instant(vs);
+        }
         self.select_instant(vs, false)
     }
 

@@ -47,6 +47,16 @@ impl Evaluator<'_> {
 
     pub(crate) fn eval_call(&self, c: &Call) -> Result<Val, QueryError> {
         let name = c.func.name;
+        self.check_ext_args(c)?;
+        if let Some(ext) = c
+            .args
+            .args
+            .first()
+            .and_then(|a| super::extended::matrix_ext(a))
+        {
+            let (ms, ext) = ext;
+            return Ok(Val::Vector(self.ext_range(name, ms, ext)?));
+        }
         if let Some(v) = self.call_range(c)? {
             return Ok(v);
         }
