@@ -422,17 +422,17 @@ async fn episode(
     });
     let stop = Arc::new(AtomicBool::new(false));
     let records: Arc<Mutex<Vec<Record>>> = Arc::new(Mutex::new(Vec::new()));
-    let load = tokio::spawn(workload::run(
-        client.clone(),
-        oracle.clone(),
-        targets.clone(),
-        cfg.seed,
-        cfg.qps,
-        cfg.inject,
+    let load = tokio::spawn(workload::run(workload::Load {
+        client: client.clone(),
+        oracle: oracle.clone(),
+        targets: targets.clone(),
+        seed: cfg.seed,
+        qps: cfg.qps,
+        inject: cfg.inject,
         t0,
-        stop.clone(),
-        records.clone(),
-    ));
+        stop: stop.clone(),
+        records: records.clone(),
+    }));
     let monitor = tokio::spawn(monitor(procs.clone(), stop.clone()));
 
     tracing::info!(faults = sched.windows.len(), "load started");

@@ -224,19 +224,33 @@ pub async fn one(
     }
 }
 
+/// Everything the load loop needs.
+pub struct Load {
+    pub client: reqwest::Client,
+    pub oracle: Arc<Oracle>,
+    pub targets: Vec<Target>,
+    pub seed: u64,
+    pub qps: f64,
+    pub inject: Inject,
+    pub t0: Instant,
+    pub stop: Arc<std::sync::atomic::AtomicBool>,
+    pub records: Arc<Mutex<Vec<Record>>>,
+}
+
 /// Sends `qps` queries per second, round-robin over `targets`, until
 /// `stop` is set; returns when every sent query has finished.
-pub async fn run(
-    client: reqwest::Client,
-    oracle: Arc<Oracle>,
-    targets: Vec<Target>,
-    seed: u64,
-    qps: f64,
-    inject: Inject,
-    t0: Instant,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    records: Arc<Mutex<Vec<Record>>>,
-) {
+pub async fn run(load: Load) {
+    let Load {
+        client,
+        oracle,
+        targets,
+        seed,
+        qps,
+        inject,
+        t0,
+        stop,
+        records,
+    } = load;
     let mut rng = Rng::new(seed ^ 0x0a11_0a11);
     let period = Duration::from_secs_f64(1.0 / qps.max(0.1));
     let mut tick = tokio::time::interval(period);
