@@ -24,14 +24,29 @@ cleanup() {
 trap cleanup INT TERM EXIT
 
 port_free() { ! (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
-for a in 127.0.0.1:9091 127.0.0.1:9092 127.0.0.1:10911 127.0.0.1:10912 127.0.0.1:10921 127.0.0.1:10922 "$QUERY_HTTP"; do
+for a in 127.0.0.1:9091 127.0.0.1:9092 127.0.0.1:10911 127.0.0.1:10912 127.0.0.1:10921 127.0.0.1:10922 127.0.0.1:10901 "$QUERY_HTTP"; do
     port_free "$a" || { echo "address $a is in use; stop what listens there first" >&2; exit 1; }
 done
 
 rm -rf "$BASE"; mkdir -p "$BASE"
 
-start_cluster() { # name prom_port sidecar_grpc sidecar_http
-    local name=$1 pport=$2 grpc=$3 http=$4 dir="$BASE/$1"
+# Mutual TLS on every gRPC link and sealed gossip, as in production: a
+# development CA with one certificate per node, and a gossip keyring.
+"$SKEIN" tools certs --out "$BASE/certs" --node sidecar-eu1=127.0.0.1,localhost \
+    --node sidecar-us1=127.0.0.1,localhost --node query=127.0.0.1,localhost >/dev/null
+"$SKEIN" tools gossip-key > "$BASE/gossip.keyring"
+tls() { # node name
+    echo --tls.cert-file "$BASE/certs/$1.crt" --tls.key-file "$BASE/certs/$1.key" \
+        --tls.ca-file "$BASE/certs/ca.crt" --tls.server-name 127.0.0.1
+}
+GOSSIP_SEED=127.0.0.1:7946
+gossip() { # listen port
+    echo --cluster demo --gossip.listen-address "127.0.0.1:$1" --gossip.seed "$GOSSIP_SEED" \
+        --gossip.keyring-file "$BASE/gossip.keyring" --gossip.interval 500ms
+}
+
+start_cluster() { # name prom_port sidecar_grpc sidecar_http gossip_port
+    local name=$1 pport=$2 grpc=$3 http=$4 gport=$5 dir="$BASE/$1"
     mkdir -p "$dir/data"
     cat > "$dir/prometheus.yml" <<YAML
 global:
@@ -48,18 +63,21 @@ YAML
     "$PROMETHEUS" --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
         --web.listen-address="127.0.0.1:$pport" >"$dir/prometheus.log" 2>&1 &
     pids+=($!)
-    "$SKEIN" node --dev --roles sidecar --grpc-address "127.0.0.1:$grpc" --http-address "127.0.0.1:$http" \
+    # shellcheck disable=SC2046
+    "$SKEIN" node --roles sidecar --grpc-address "127.0.0.1:$grpc" --http-address "127.0.0.1:$http" \
         --sidecar.prometheus-url "http://127.0.0.1:$pport" --sidecar.refresh-interval 5s \
-        >"$dir/sidecar.log" 2>&1 &
+        $(tls "sidecar-$name") $(gossip "$gport") >"$dir/sidecar.log" 2>&1 &
     pids+=($!)
 }
 
-start_cluster eu1 9091 10911 10912
-start_cluster us1 9092 10921 10922
-"$SKEIN" node --dev --roles query --http-address "$QUERY_HTTP" --grpc-address 127.0.0.1:10901 \
-    --query.store 127.0.0.1:10911 --query.store 127.0.0.1:10921 --query.info-interval 2s \
-    >"$BASE/query.log" 2>&1 &
+# The querier is the gossip seed; it finds the sidecars (and their label
+# sets) by gossip and checks each with Info over mutual TLS.
+# shellcheck disable=SC2046
+"$SKEIN" node --roles query --http-address "$QUERY_HTTP" --grpc-address 127.0.0.1:10901 \
+    --query.info-interval 2s $(tls query) $(gossip 7946) >"$BASE/query.log" 2>&1 &
 pids+=($!)
+start_cluster eu1 9091 10911 10912 7947
+start_cluster us1 9092 10921 10922 7948
 
 wait_ready() { # url name
     for _ in $(seq 1 60); do
@@ -74,14 +92,22 @@ wait_ready http://127.0.0.1:9092/-/ready "Prometheus us1"
 wait_ready http://127.0.0.1:10912/-/ready "sidecar eu1"
 wait_ready http://127.0.0.1:10922/-/ready "sidecar us1"
 wait_ready "http://$QUERY_HTTP/-/ready" "querier"
+for _ in $(seq 1 60); do
+    n=$({ curl -fsS "http://$QUERY_HTTP/api/v1/stores" 2>/dev/null || true; } | { grep -o '"lastError":null' || true; } | wc -l)
+    [ "$n" -ge 2 ] && break
+    sleep 0.5
+done
+[ "${n:-0}" -ge 2 ] || { echo "the querier did not find both sidecars; see $BASE/query.log" >&2; exit 1; }
 
 cat <<TXT
 
-Skein demo is up: two clusters (eu1, us1), one querier.
+Skein demo is up: two clusters (eu1, us1), one querier that found both
+sidecars by sealed gossip and queries them over mutual TLS.
 
   Querier (Prometheus HTTP API): http://$QUERY_HTTP
   Prometheus eu1: http://127.0.0.1:9091   Prometheus us1: http://127.0.0.1:9092
   Stores seen by the querier:    curl -s http://$QUERY_HTTP/api/v1/stores
+  Gossip view:                   $SKEIN members --url http://$QUERY_HTTP
 
 Try (give Prometheus ~10 s to scrape first):
   curl -s 'http://$QUERY_HTTP/api/v1/query?query=up'
