@@ -68,6 +68,16 @@ impl Drop for CancelOnDrop {
 /// Syntax promql-parser accepts beyond PromQL (`or` between label
 /// matchers) is rejected.
 pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
+    parse_query_with(query, crate::durexpr::DurationContext::default())
+}
+
+/// Like [`parse_query`], with the step and range that `step()` and
+/// `range()` in duration expressions stand for.
+pub fn parse_query_with(
+    query: &str,
+    durations: crate::durexpr::DurationContext,
+) -> Result<Expr, QueryError> {
+    let query = &crate::durexpr::rewrite(query, durations);
     // The parser and the drop of its tree recurse per nesting level; very
     // long operator chains must be refused before they overflow a stack.
     if operator_count(query) > MAX_OPERATORS {
@@ -194,7 +204,7 @@ impl Engine {
         time_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryOutput, QueryError> {
-        let expr = parse_query(query)?;
+        let expr = parse_query_with(query, Default::default())?;
         if !(-1_000_000_000_000_000..=1_000_000_000_000_000).contains(&time_ms) {
             return Err(QueryError::Parse {
                 message: "query time out of range".into(),
@@ -212,7 +222,13 @@ impl Engine {
         step_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryOutput, QueryError> {
-        let expr = parse_query(query)?;
+        let expr = parse_query_with(
+            query,
+            crate::durexpr::DurationContext {
+                step_ms,
+                range_ms: end_ms.saturating_sub(start_ms),
+            },
+        )?;
         if step_ms <= 0 {
             return Err(QueryError::Parse {
                 message: "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),

@@ -21,6 +21,7 @@
 //!   test files and runs them against the engine.
 
 pub mod duration;
+pub mod durexpr;
 pub mod engine;
 pub mod error;
 pub(crate) mod eval;
