@@ -42,6 +42,9 @@ pub struct RunConfig {
     pub converge_bound_s: f64,
     /// A fixed list of faults instead of the seeded schedule (self-tests).
     pub script: Option<Vec<schedule::Window>>,
+    /// Queriers find their own cluster's sidecars by LAN gossip (other
+    /// clusters stay static).
+    pub gossip: bool,
 }
 
 impl RunConfig {
@@ -61,6 +64,7 @@ impl RunConfig {
             grace_s: 15.0,
             converge_bound_s: 20.0,
             script: None,
+            gossip: false,
         }
     }
 }
@@ -291,7 +295,58 @@ async fn episode(
     // Prometheus listens on the pod's loopback; check it from inside the pod
     // through the sidecar's readiness instead (the sidecar reads it).
     let mut stores = Vec::new();
+    let mut stores_of: BTreeMap<usize, Vec<String>> = BTreeMap::new();
     let mut uploads = BTreeMap::new();
+    let gossip = if cfg.gossip {
+        let help = std::process::Command::new(&cfg.skein)
+            .args(["node", "--help"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        if !help.contains("--gossip.listen-address") {
+            bail!("this skein build has no gossip flags");
+        }
+        let key = cfg.out_dir.join("gossip.keyring");
+        let mut hexkey = String::new();
+        for i in 0..4u64 {
+            hexkey.push_str(&format!(
+                "{:016x}",
+                crate::datagen::mix(cfg.seed ^ (i + 77))
+            ));
+        }
+        std::fs::write(&key, format!("{hexkey}\n"))?;
+        notes.push("discovery: LAN gossip inside each cluster (sealed keyring), static stores across clusters".into());
+        Some(key)
+    } else {
+        None
+    };
+    // Gossip seeds of a cluster: its first pod and its querier.
+    let seeds_of = |c: usize| -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some((_, a)) = layout.pods.get(&(c, 0)) {
+            v.push(format!("{a}:7946"));
+        }
+        if let Some((_, a)) = layout.queriers.get(&c) {
+            v.push(format!("{a}:7946"));
+        }
+        v
+    };
+    let gossip_args = |c: usize, name: &str, addr: &str| -> Vec<String> {
+        let Some(key) = &gossip else { return vec![] };
+        let mut a = vec![
+            format!("--cluster=c{}", c + 1),
+            format!("--node-id={name}"),
+            format!("--gossip.listen-address={addr}:7946"),
+            format!("--gossip.keyring-file={}", key.display()),
+        ];
+        a.extend(
+            seeds_of(c)
+                .into_iter()
+                .filter(|s| !s.starts_with(&format!("{addr}:")))
+                .map(|s| format!("--gossip.seed={s}")),
+        );
+        a
+    };
     for ((c, r), (host, addr)) in &layout.pods {
         let ns = layout.hosts.get(host).context("host")?;
         let mut spec = prometheus::sidecar_spec(
@@ -318,8 +373,14 @@ async fn episode(
             ]);
             uploads.insert(Layout::sidecar(*c, *r), (*c, tsdb));
         }
+        spec.args
+            .extend(gossip_args(*c, &Layout::sidecar(*c, *r), addr));
         lock(&procs)?.add(spec)?;
         stores.push(format!("{addr}:10901"));
+        stores_of
+            .entry(*c)
+            .or_default()
+            .push(format!("{addr}:10901"));
     }
     let replica_label = if cfg.inject == Inject::NoDedup {
         "chaos_no_such_label"
@@ -329,15 +390,27 @@ async fn episode(
     let mut targets = Vec::new();
     for (c, (host, addr)) in &layout.queriers {
         let ns = layout.hosts.get(host).context("host")?;
-        lock(&procs)?.add(prometheus::querier_spec(
+        let statics: Vec<String> = if gossip.is_some() {
+            stores_of
+                .iter()
+                .filter(|(k, _)| *k != c)
+                .flat_map(|(_, v)| v.clone())
+                .collect()
+        } else {
+            stores.clone()
+        };
+        let mut spec = prometheus::querier_spec(
             &Layout::querier(*c),
             ns,
             &cfg.skein,
             &sec,
             addr,
-            &stores,
+            &statics,
             replica_label,
-        ))?;
+        );
+        spec.args
+            .extend(gossip_args(*c, &Layout::querier(*c), addr));
+        lock(&procs)?.add(spec)?;
         targets.push(Target {
             name: Layout::querier(*c),
             base_url: format!("http://{addr}:10902"),
@@ -447,6 +520,7 @@ async fn episode(
         .collect();
     events.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
     let mut active = std::collections::BTreeSet::new();
+    let mut departures = Vec::new();
     for (at, begin, i) in events {
         let reached = sleep_until(t0, at, &abort).await;
         if begin && !reached {
@@ -461,6 +535,20 @@ async fn episode(
             active.insert(i);
             if let Err(e) = tokio::task::spawn_blocking(move || n.begin(&f)).await? {
                 run.begin_error = Some(e);
+            }
+            if gossip.is_some()
+                && let Some((c, store)) = departing_store(layout, &w.fault)
+                && let Some(t) = targets.get(c)
+            {
+                departures.push((
+                    i,
+                    tokio::spawn(departure(
+                        client.clone(),
+                        t.base_url.clone(),
+                        store,
+                        Duration::from_secs_f64((w.end_s - w.start_s).max(1.0)),
+                    )),
+                ));
             }
             tracing::info!(window = w.id, fault = %w.fault.label(), "fault begins");
             continue;
@@ -499,6 +587,14 @@ async fn episode(
             run.converged_after_s = s;
         }
     }
+    for (i, h) in departures {
+        if let (Ok(Ok(s)), Some(run)) = (
+            tokio::time::timeout(Duration::from_secs(90), h).await,
+            runs.get_mut(i),
+        ) {
+            run.left_after_s = s;
+        }
+    }
     let _ = monitor.await;
     // Heal anything still active (an abort mid-window), then stop all.
     for w in &sched.windows {
@@ -533,6 +629,7 @@ async fn episode(
         converge_bound_s: cfg.converge_bound_s,
         baseline,
         storage: storage_check,
+        gossip: gossip.is_some(),
     };
     let invariants = invariants::evaluate(&facts);
     let (windows, quiet) = report::window_stats(&records, &sched.windows, &runs);
@@ -695,6 +792,59 @@ async fn baseline(
     }
     let _ = last;
     Ok(())
+}
+
+/// The (cluster, StoreAPI address) a fault takes away from its cluster's
+/// gossip view: a killed sidecar, or an isolated pod.
+fn departing_store(layout: &Layout, f: &crate::schedule::Fault) -> Option<(usize, String)> {
+    use crate::schedule::Fault;
+    layout.pods.iter().find_map(|((c, r), (host, addr))| {
+        let hit = match f {
+            Fault::KillRestart { proc } => *proc == Layout::sidecar(*c, *r),
+            Fault::Isolate { host: h } => h == host,
+            _ => false,
+        };
+        hit.then(|| (*c, format!("{addr}:10901")))
+    })
+}
+
+/// Seconds until `store` is gone from the querier's `/api/v1/stores`
+/// (`None` in the report when it was still listed when `within` ended).
+async fn departure(
+    client: reqwest::Client,
+    base: String,
+    store: String,
+    within: Duration,
+) -> Option<f64> {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if let Some(names) = store_names(&client, &base).await
+            && !names.contains(&store)
+        {
+            return Some(start.elapsed().as_secs_f64());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    None
+}
+
+async fn store_names(client: &reqwest::Client, base: &str) -> Option<Vec<String>> {
+    let r = client
+        .get(format!("{base}/api/v1/stores"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await
+        .ok()?;
+    let v: Value = r.json_value().await?;
+    Some(
+        v.get("data")?
+            .as_object()?
+            .values()
+            .filter_map(Value::as_array)
+            .flatten()
+            .filter_map(|s| s.get("name").and_then(Value::as_str).map(String::from))
+            .collect(),
+    )
 }
 
 /// Seconds until every querier's /api/v1/stores lists `n` healthy stores,

@@ -33,6 +33,9 @@ pub struct WindowRun {
     /// Healed while another window was still active (no convergence
     /// bound applies to it alone).
     pub overlapped: bool,
+    /// Gossip runs: seconds until the faulted store left its cluster's
+    /// querier store set (None: still listed when the window ended).
+    pub left_after_s: Option<f64>,
 }
 
 /// The facts the verdicts are drawn from.
@@ -46,6 +49,7 @@ pub struct Facts<'a> {
     pub converge_bound_s: f64,
     pub baseline: Result<f64, String>,
     pub storage: Option<Check>,
+    pub gossip: bool,
 }
 
 /// A verdict computed elsewhere.
@@ -246,14 +250,59 @@ pub fn evaluate(f: &Facts) -> Vec<Invariant> {
         verdict,
         detail,
     });
-    out.push(Invariant {
-        name: "gossip_membership_converges",
-        verdict: Verdict::Skipped,
-        detail:
-            "skipped: this skein build has no gossip flags; the static store set is checked instead"
-                .into(),
-    });
+    out.push(gossip_invariant(f));
     out
+}
+
+/// Dead stores leave the store set within the bound (gossip runs).
+fn gossip_invariant(f: &Facts) -> Invariant {
+    if !f.gossip {
+        return Invariant {
+            name: "dead_stores_leave_store_set",
+            verdict: Verdict::Skipped,
+            detail: "skipped: static discovery in this run (see store_set_converges_after_heal)"
+                .into(),
+        };
+    }
+    let faults: Vec<(&Window, &WindowRun)> = f
+        .windows
+        .iter()
+        .zip(f.runs)
+        .filter(|(w, _)| {
+            matches!(
+                w.fault,
+                crate::schedule::Fault::KillRestart { .. } | crate::schedule::Fault::Isolate { .. }
+            )
+        })
+        .collect();
+    let mut left: Vec<f64> = f.runs.iter().filter_map(|r| r.left_after_s).collect();
+    left.sort_by(f64::total_cmp);
+    let slow: Vec<String> = left
+        .iter()
+        .filter(|s| **s > f.converge_bound_s)
+        .map(|s| format!("{s:.1}s"))
+        .collect();
+    Invariant {
+        name: "dead_stores_leave_store_set",
+        verdict: if slow.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+        detail: format!(
+            "{} of {} sidecar kills/pod isolations left the gossip store set before their heal; departure p50 {:.1}s max {:.1}s (bound {:.0}s){}",
+            left.len(),
+            faults.len(),
+            left.get(left.len() / 2).copied().unwrap_or(0.0),
+            left.last().copied().unwrap_or(0.0),
+            f.converge_bound_s,
+            if slow.is_empty() {
+                String::new()
+            } else {
+                format!("; too slow: {}", slow.join(", "))
+            }
+        ),
+    }
 }
 
 /// True when no invariant failed.

@@ -37,6 +37,9 @@ enum Cmd {
         /// Queries per second over all queriers.
         #[arg(long, default_value_t = 5.0)]
         qps: f64,
+        /// Queriers discover their own cluster's sidecars by LAN gossip.
+        #[arg(long)]
+        gossip: bool,
     },
     /// Show that the invariants catch injected bugs (a harness that drops
     /// warnings, and queriers that do not deduplicate HA replicas).
@@ -81,10 +84,12 @@ fn real_main() -> anyhow::Result<bool> {
             skein,
             clusters,
             qps,
+            gossip,
         } => {
             let mut cfg = RunConfig::new(seed, duration, out.clone(), skein);
             cfg.clusters = clusters;
             cfg.qps = qps;
+            cfg.gossip = gossip;
             let r = harness::run(cfg)?;
             println!("{}", out.join("report.md").display());
             for i in &r.invariants {
