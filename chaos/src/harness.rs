@@ -536,6 +536,12 @@ async fn episode(
             if let Err(e) = tokio::task::spawn_blocking(move || n.begin(&f)).await? {
                 run.begin_error = Some(e);
             }
+            if let (crate::schedule::Fault::SidecarKillDuringUpload { proc }, Some(s3)) =
+                (&w.fault, &s3)
+                && let Some((_, dir)) = uploads.get(proc)
+            {
+                run.note = Some(upload_state(&client, s3, dir).await);
+            }
             if gossip.is_some()
                 && let Some((c, store)) = departing_store(layout, &w.fault)
                 && let Some(t) = targets.get(c)
@@ -688,6 +694,39 @@ fn topology_lines(topo: &Topology, layout: &Layout) -> Vec<String> {
         ));
     }
     v
+}
+
+/// Where the newest local block of a killed sidecar was at the kill.
+async fn upload_state(
+    client: &reqwest::Client,
+    s3: &crate::s3::S3,
+    dir: &std::path::Path,
+) -> String {
+    let Some(newest) = crate::bucket::local_blocks(dir)
+        .into_iter()
+        .max_by(|a, b| a.ulid.cmp(&b.ulid))
+    else {
+        return "no local block".into();
+    };
+    match s3.list(client).await {
+        Err(e) => format!("bucket not listable at the kill: {e}"),
+        Ok(objs) => {
+            let prefix = format!("{}/", newest.ulid);
+            let files: Vec<&String> = objs
+                .iter()
+                .map(|(k, _)| k)
+                .filter(|k| k.starts_with(&prefix))
+                .collect();
+            let state = if files.is_empty() {
+                "not uploaded yet".to_string()
+            } else if files.iter().any(|k| k.ends_with("/meta.json")) {
+                "already complete".to_string()
+            } else {
+                format!("partially uploaded ({} objects, no meta.json)", files.len())
+            };
+            format!("new block {} at the kill: {state}", newest.ulid)
+        }
+    }
 }
 
 /// Audits the bucket until it matches every replica's blocks (the

@@ -36,6 +36,8 @@ pub struct WindowRun {
     /// Gossip runs: seconds until the faulted store left its cluster's
     /// querier store set (None: still listed when the window ended).
     pub left_after_s: Option<f64>,
+    /// What the harness saw when the fault began (upload faults).
+    pub note: Option<String>,
 }
 
 /// The facts the verdicts are drawn from.

@@ -65,18 +65,18 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         o,
-        "\n## Fault windows\n\n| # | fault | scheduled | applied | healed | store set converged after | errors |\n|---|---|---|---|---|---|---|"
+        "\n## Fault windows\n\n| # | fault | scheduled | applied | healed | store set converged after | left store set after | notes and errors |\n|---|---|---|---|---|---|---|---|"
     );
     for w in &r.windows {
         let f = |x: Option<f64>| x.map(|v| format!("{v:.1}s")).unwrap_or_else(|| "-".into());
-        let errs: Vec<&str> = [&w.run.begin_error, &w.run.heal_error]
+        let errs: Vec<&str> = [&w.run.note, &w.run.begin_error, &w.run.heal_error]
             .into_iter()
             .flatten()
             .map(String::as_str)
             .collect();
         let _ = writeln!(
             o,
-            "| {} | {} | {:.1}s–{:.1}s | {} | {} | {} | {} |",
+            "| {} | {} | {:.1}s–{:.1}s | {} | {} | {} | {} | {} |",
             w.window.id,
             w.label,
             w.window.start_s,
@@ -84,6 +84,7 @@ pub fn render(r: &Report) -> String {
             f(w.run.began_s),
             f(w.run.healed_s),
             f(w.run.converged_after_s),
+            f(w.run.left_after_s),
             errs.join("; ").replace('|', "\\|").replace('\n', " ")
         );
     }
