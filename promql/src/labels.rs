@@ -89,6 +89,14 @@ impl Labels {
         self.set(name, "");
     }
 
+    /// Removes the metric name, and with it the `__type__` and `__unit__`
+    /// metadata labels (Prometheus 3 drops them together when they exist).
+    pub fn drop_metric_name(&mut self) {
+        self.remove(METRIC_NAME);
+        self.remove("__type__");
+        self.remove("__unit__");
+    }
+
     pub fn metric_name(&self) -> Option<&str> {
         self.get(METRIC_NAME)
     }

@@ -7,7 +7,7 @@ use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use super::functions::format_go_float;
 use super::{Evaluator, StepVectors, Val};
 use crate::error::QueryError;
-use crate::labels::{Label, Labels, METRIC_NAME};
+use crate::labels::{Label, Labels};
 
 /// Neumaier-compensated addition, as Prometheus's `kahanSumInc`.
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -34,7 +34,7 @@ pub(crate) fn group_labels(l: &Labels, modifier: &Option<LabelModifier>) -> Labe
         ),
         Some(LabelModifier::Exclude(ls)) => Labels::new(
             l.iter()
-                .filter(|x| x.name != METRIC_NAME && !ls.labels.contains(&x.name))
+                .filter(|x| !super::binary::is_metadata(&x.name) && !ls.labels.contains(&x.name))
                 .cloned()
                 .collect(),
         ),

@@ -38,6 +38,11 @@ pub(crate) fn compare(op: &str, l: f64, r: f64) -> bool {
     }
 }
 
+/// The metric name and the `__type__`/`__unit__` labels that go with it.
+pub(crate) fn is_metadata(name: &str) -> bool {
+    name == METRIC_NAME || name == "__type__" || name == "__unit__"
+}
+
 /// The labels two series are matched on.
 fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {
     Labels::new(
@@ -47,7 +52,7 @@ fn match_labels(l: &Labels, on: bool, names: &[String]) -> Labels {
                 if on {
                     listed
                 } else {
-                    !listed && x.name != METRIC_NAME
+                    !listed && !is_metadata(&x.name)
                 }
             })
             .cloned()
@@ -429,7 +434,7 @@ fn result_metric(
 ) -> Labels {
     let mut out = l.clone();
     if !is_comparison(op) || m.return_bool {
-        out.remove(METRIC_NAME);
+        out.drop_metric_name();
     }
     if one_to_one {
         if m.on {

@@ -98,12 +98,14 @@ impl StepVectors {
 
     /// Removes the metric name from every series.
     pub fn drop_name(self) -> Result<StepVectors, QueryError> {
-        if self.labels.iter().all(|l| l.metric_name().is_none()) {
+        if self.labels.iter().all(|l| {
+            l.metric_name().is_none() && l.get("__type__").is_none() && l.get("__unit__").is_none()
+        }) {
             return Ok(self);
         }
         self.relabel(|l| {
             let mut l = l.clone();
-            l.remove(crate::labels::METRIC_NAME);
+            l.drop_metric_name();
             l
         })
     }
