@@ -17,7 +17,11 @@ struct P<'a> {
     s: &'a [u8],
     i: usize,
     ctx: DurationContext,
+    depth: usize,
 }
+
+/// How deep parentheses and calls may nest in a duration expression.
+const MAX_NESTING: usize = 64;
 
 impl P<'_> {
     fn ws(&mut self) {
@@ -84,6 +88,16 @@ impl P<'_> {
     }
 
     fn atom(&mut self) -> Option<f64> {
+        self.depth += 1;
+        if self.depth > MAX_NESTING {
+            return None;
+        }
+        let v = self.atom_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn atom_inner(&mut self) -> Option<f64> {
         let c = self.peek()?;
         if c == b'(' {
             self.i += 1;
@@ -150,6 +164,7 @@ pub fn eval(text: &str, ctx: DurationContext) -> Option<f64> {
         s: text.as_bytes(),
         i: 0,
         ctx,
+        depth: 0,
     };
     let v = p.expr()?;
     p.ws();
@@ -179,6 +194,8 @@ pub fn rewrite(q: &str, ctx: DurationContext) -> String {
     let mut i = 0;
     let mut last = 0;
     let mut quote: Option<u8> = None;
+    // Once no `]` is left, later `[` need no search (keeps this linear).
+    let mut closes_left = true;
     while i < b.len() {
         let c = b[i];
         if let Some(qc) = quote {
@@ -194,8 +211,12 @@ pub fn rewrite(q: &str, ctx: DurationContext) -> String {
         }
         match c {
             b'"' | b'\'' | b'`' => quote = Some(c),
-            b'[' => {
-                if let Some(close) = q[i..].find(']').map(|k| i + k) {
+            b'[' if closes_left => {
+                let close = q[i..].find(']').map(|k| i + k);
+                if close.is_none() {
+                    closes_left = false;
+                }
+                if let Some(close) = close {
                     let inner = &q[i + 1..close];
                     let parts: Vec<&str> = split_colon(inner);
                     if parts.iter().any(|p| !is_plain(p)) {

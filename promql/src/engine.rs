@@ -77,7 +77,6 @@ pub fn parse_query_with(
     query: &str,
     durations: crate::durexpr::DurationContext,
 ) -> Result<Expr, QueryError> {
-    let query = &crate::durexpr::rewrite(query, durations);
     // The parser and the drop of its tree recurse per nesting level; very
     // long operator chains must be refused before they overflow a stack.
     if operator_count(query) > MAX_OPERATORS {
@@ -85,6 +84,7 @@ pub fn parse_query_with(
             message: format!("parse error: query has more than {MAX_OPERATORS} operators"),
         });
     }
+    let query = &crate::durexpr::rewrite(query, durations);
     let expr = parser::parse(&crate::extended::rewrite(query)).map_err(|m| QueryError::Parse {
         message: format!("parse error: {m}"),
     })?;

@@ -251,3 +251,22 @@ async fn huge_operator_chains_are_refused_before_parsing() {
     );
     assert!(instant(&q, 30_000).await.is_ok());
 }
+
+#[tokio::test]
+async fn pathological_rewrite_inputs_fail_fast() {
+    let started = std::time::Instant::now();
+    for q in [
+        "[".repeat(200_000),
+        "x smoothed ".repeat(20_000),
+        format!("x{}", "[1m+1m]".repeat(20_000)),
+    ] {
+        assert!(instant(&q, 0).await.is_err());
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+}
+
+#[tokio::test]
+async fn deeply_nested_duration_expressions_are_refused() {
+    let q = format!("x[{}1m{}]", "(".repeat(2000), ")".repeat(2000));
+    assert!(instant(&q, 0).await.is_err());
+}
