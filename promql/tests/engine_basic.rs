@@ -270,3 +270,15 @@ async fn deeply_nested_duration_expressions_are_refused() {
     let q = format!("x[{}1m{}]", "(".repeat(2000), ")".repeat(2000));
     assert!(instant(&q, 0).await.is_err());
 }
+
+#[test]
+fn query_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    let e = Engine::new(EngineOptions::default());
+    let src = source();
+    let opts = QueryOptions::default();
+    let f = e.query_instant(&src, "up", 0, &opts);
+    assert_send(&f);
+    let g = e.query_range(&src, "up", 0, 1000, 1000, &opts);
+    assert_send(&g);
+}
