@@ -91,7 +91,10 @@ pub fn prepare(
     cfg.tls_server_name = Some(server_name.clone());
     cfg.seeds = g.wan_seeds.clone();
     cfg.gossip_interval = g.interval;
+    // WAN links jitter more than a LAN, and a member declared dead takes
+    // its whole cluster's catalog with it: a higher phi threshold than LAN.
     cfg.failure_detection = FailureDetection {
+        phi_threshold: 12.0,
         initial_interval: g.interval,
         ..FailureDetection::default()
     };

@@ -20,4 +20,5 @@ pub mod promtool;
 pub mod skein;
 pub mod timefmt;
 pub mod wait;
+pub mod wan;
 pub mod xorshift;

@@ -208,6 +208,8 @@ impl WanPool {
             GossipSecurity::InsecurePlaintext,
         );
         mc.scope = PoolScope::Wan;
+        // The external address is the identity peers know; nothing binds it.
+        mc.advertise_addr = Some(external.socket_addr());
         mc.seeds = seeds;
         mc.gossip_interval = cfg.gossip_interval;
         mc.failure_detection = cfg.failure_detection.clone();
