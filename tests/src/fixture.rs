@@ -41,6 +41,14 @@ pub struct Clusters {
 /// Start one Prometheus per entry of [`CLUSTERS`], in parallel, on data from
 /// `spec_for(seed, window_end_ms)`.
 pub fn start_clusters(spec_for: impl Fn(u64, i64) -> DataSpec + Sync) -> anyhow::Result<Clusters> {
+    start_clusters_with_args(spec_for, &[])
+}
+
+/// Like [`start_clusters`], with additional Prometheus flags for every server.
+pub fn start_clusters_with_args(
+    spec_for: impl Fn(u64, i64) -> DataSpec + Sync,
+    prometheus_args: &[String],
+) -> anyhow::Result<Clusters> {
     let dir = tempfile::Builder::new().prefix("skein-e2e-").tempdir()?;
     let end = now_ms() - WINDOW_END_BEFORE_NOW_MS;
     let results: Vec<anyhow::Result<Cluster>> = std::thread::scope(|s| {
@@ -52,11 +60,12 @@ pub fn start_clusters(spec_for: impl Fn(u64, i64) -> DataSpec + Sync) -> anyhow:
                 s.spawn(move || -> anyhow::Result<Cluster> {
                     let dataset = Dataset::generate(spec_for(*seed, end))?;
                     let labels = label_set(&[("cluster", name)]);
-                    let prometheus = PrometheusServer::start(
+                    let prometheus = PrometheusServer::start_with_args(
                         dir,
                         &format!("prometheus-{name}"),
                         &labels,
                         Some(&dataset),
+                        prometheus_args,
                     )
                     .with_context(|| format!("starting Prometheus {name}"))?;
                     Ok(Cluster {

@@ -4,12 +4,15 @@
 //! Every wait has a deadline, every child process is killed when its guard drops,
 //! and every test gets its own temp dir and ports so tests can run in parallel.
 
+pub mod blocks;
+pub mod bucket;
 pub mod case_list;
 pub mod cases;
 pub mod certs;
 pub mod compare;
 pub mod datagen;
 pub mod fixture;
+pub mod garage;
 pub mod http;
 pub mod labels;
 pub mod ports;
@@ -17,7 +20,9 @@ pub mod process;
 pub mod prometheus;
 pub mod promjson;
 pub mod promtool;
+pub mod scrape;
 pub mod skein;
+pub mod storage;
 pub mod timefmt;
 pub mod wait;
 pub mod wan;

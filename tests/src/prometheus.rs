@@ -39,6 +39,18 @@ impl PrometheusServer {
         external_labels: &LabelSet,
         dataset: Option<&Dataset>,
     ) -> anyhow::Result<Self> {
+        Self::start_with_args(work_dir, name, external_labels, dataset, &[])
+    }
+
+    /// Like [`PrometheusServer::start`], with additional command-line flags
+    /// (e.g. `--storage.tsdb.min-block-duration=2h`).
+    pub fn start_with_args(
+        work_dir: &Path,
+        name: &str,
+        external_labels: &LabelSet,
+        dataset: Option<&Dataset>,
+        extra_args: &[String],
+    ) -> anyhow::Result<Self> {
         let dir = work_dir.join(name);
         let data_dir = dir.join("data");
         std::fs::create_dir_all(&data_dir)?;
@@ -53,7 +65,8 @@ impl PrometheusServer {
             .arg(format!("--storage.tsdb.path={}", data_dir.display()))
             .arg("--storage.tsdb.retention.time=30d")
             .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--log.level=info");
+            .arg("--log.level=info")
+            .args(extra_args);
         let guard = ProcessGuard::spawn(name, cmd, &dir)?;
         let url = format!("http://127.0.0.1:{port}");
         let client = ApiClient::with_timeout(&url, Duration::from_secs(60))?;
