@@ -85,6 +85,7 @@ pub fn parse_query_with(
         });
     }
     let query = &crate::durexpr::rewrite(query, durations);
+    let query = &crate::extended::rewrite_info(query);
     let expr = parser::parse(&crate::extended::rewrite(query)).map_err(|m| QueryError::Parse {
         message: format!("parse error: {m}"),
     })?;

@@ -33,6 +33,95 @@ impl Ext {
     }
 }
 
+/// Marks the data label selector of `info(v, {...})` with the reserved
+/// matcher, so selectors whose matchers all match the empty string (valid
+/// there) get past the parser's non-empty-matcher rule.
+pub fn rewrite_info(q: &str) -> String {
+    let b = q.as_bytes();
+    let mut inserts: Vec<usize> = Vec::new();
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if let Some(qc) = quote {
+            if c == b'\\' && qc != b'`' {
+                i += 2;
+                continue;
+            }
+            if c == qc {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        if matches!(c, b'"' | b'\'' | b'`') {
+            quote = Some(c);
+        } else if q[i..].starts_with("info")
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+            && q[i + 4..].trim_start().starts_with('(')
+            && let Some(at) = info_selector_close(q, i + 4)
+        {
+            inserts.push(at);
+        }
+        i += 1;
+    }
+    if inserts.is_empty() {
+        return q.to_string();
+    }
+    let mut out = String::with_capacity(q.len() + 32 * inserts.len());
+    let mut last = 0;
+    for at in inserts {
+        let open = q[..at].rfind('{').unwrap_or(at);
+        let inner = q[open + 1..at].trim();
+        out.push_str(&q[last..at]);
+        if !(inner.is_empty() || inner.ends_with(',')) {
+            out.push_str(", ");
+        }
+        out.push_str(EXT_LABEL);
+        out.push_str("=\"info\"");
+        last = at;
+    }
+    out.push_str(&q[last..]);
+    out
+}
+
+/// The position of the closing `}` of `info(`'s second argument when that
+/// argument is a bare `{...}` selector.
+fn info_selector_close(q: &str, from: usize) -> Option<usize> {
+    let b = q.as_bytes();
+    let mut i = from + q[from..].find('(')? + 1;
+    let mut depth = 0i32;
+    let mut quote: Option<u8> = None;
+    let mut comma = None;
+    while i < b.len() {
+        let c = b[i];
+        if let Some(qc) = quote {
+            if c == b'\\' && qc != b'`' {
+                i += 2;
+                continue;
+            }
+            if c == qc {
+                quote = None;
+            }
+        } else {
+            match c {
+                b'"' | b'\'' | b'`' => quote = Some(c),
+                b'(' | b'{' | b'[' => depth += 1,
+                b')' if depth == 0 => break,
+                b')' | b'}' | b']' => depth -= 1,
+                b',' if depth == 0 => comma = Some(i),
+                _ => {}
+            }
+        }
+        i += 1;
+    }
+    let arg = q.get(comma? + 1..i)?.trim();
+    if !(arg.starts_with('{') && arg.ends_with('}')) {
+        return None;
+    }
+    q[..i].rfind('}')
+}
+
 /// The modifier among a selector's matchers, if any.
 pub fn ext_of(matchers: &[LabelMatcher]) -> Option<Ext> {
     matchers
@@ -250,6 +339,12 @@ mod tests {
             "label_replace(x, \"a\", \"smoothed\", \"b\", \"c\")"
         );
         assert_eq!(rewrite("x and smoothed"), "x and smoothed");
+        assert_eq!(
+            rewrite_info("info(m, {data=~\".*\"})"),
+            "info(m, {data=~\".*\", __ext__=\"info\"})"
+        );
+        assert_eq!(rewrite_info("info(m)"), "info(m)");
+        assert_eq!(rewrite_info("info(m, {})"), "info(m, {__ext__=\"info\"})");
         assert_eq!(
             rewrite("x @ 100 offset -1m smoothed"),
             "x{__ext__=\"smoothed\"} @ 100 offset -1m         "

@@ -71,6 +71,12 @@ pub fn info_matchers(selector: Option<&Expr>) -> Vec<LabelMatcher> {
             MatchOp::Equal,
             "target_info",
         ));
+    } else if !out
+        .iter()
+        .any(|m| matches!(m.op, MatchOp::Equal | MatchOp::Regex))
+    {
+        // Only negative name matchers: they narrow the info metrics.
+        out.push(LabelMatcher::new(METRIC_NAME, MatchOp::Regex, ".+_info"));
     }
     out
 }
