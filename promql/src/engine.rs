@@ -281,7 +281,12 @@ impl Engine {
         let deadline = began + self.opts.timeout;
         let cancel = Arc::new(AtomicBool::new(false));
         let _guard = CancelOnDrop(cancel.clone());
-        let lookback = opts.lookback_delta.unwrap_or(self.opts.lookback_delta);
+        // A zero lookback means the default, as in Prometheus.
+        let lookback = [opts.lookback_delta, Some(self.opts.lookback_delta)]
+            .into_iter()
+            .flatten()
+            .find(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(300));
         let mut ctx = Ctx {
             data: HashMap::new(),
             lookback_ms: lookback.as_millis().min(1_000_000_000_000_000) as i64,

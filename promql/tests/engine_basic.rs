@@ -282,3 +282,29 @@ fn query_futures_are_send() {
     let g = e.query_range(&src, "up", 0, 1000, 1000, &opts);
     assert_send(&g);
 }
+
+#[tokio::test]
+async fn lookback_override_applies_and_zero_means_default() {
+    let e = Engine::new(EngineOptions::default());
+    // Last sample at 99 * 15s = 1485s; at 1500s it is 15s old.
+    let at = 1_500_000;
+    let short = QueryOptions {
+        lookback_delta: Some(std::time::Duration::from_secs(10)),
+    };
+    let out = e
+        .query_instant(&source(), "reqs_total", at, &short)
+        .await
+        .unwrap();
+    assert_eq!(out.value, Value::Vector(vec![]));
+    let zero = QueryOptions {
+        lookback_delta: Some(std::time::Duration::ZERO),
+    };
+    let out = e
+        .query_instant(&source(), "reqs_total", at, &zero)
+        .await
+        .unwrap();
+    let Value::Vector(v) = out.value else {
+        panic!("not a vector")
+    };
+    assert_eq!(v.len(), 2);
+}
