@@ -32,9 +32,11 @@ test-rust:
 k8s-check: build
 	./scripts/k8s-check.sh
 
-# The whole PromQL conformance table (Prometheus's own test files).
-conformance:
+# The whole PromQL conformance table (Prometheus's own test files), then the
+# full differential run (>= 300 queries) against live Prometheus.
+conformance: deps build
 	$(CARGO) test -p skein-promql --test conformance -- --nocapture
+	DIFFERENTIAL_FULL=1 $(CARGO) test -p skein-e2e --test differential -- --nocapture
 
 bench: deps release
 	SKEIN_BIN=$(CURDIR)/target/release/skein $(CARGO) run --release -p skein-e2e --bin bench_querier_overhead
