@@ -30,13 +30,15 @@ pub struct CompiledMatcher {
 impl CompiledMatcher {
     pub fn new(m: &LabelMatcher) -> Result<Self, MatcherError> {
         let regex = match m.op {
-            MatchOp::Regex | MatchOp::NotRegex => Some(
-                Regex::new(&format!("^(?s:{})$", m.value)).map_err(|e| MatcherError::BadRegex {
-                    name: m.name.clone(),
-                    value: m.value.clone(),
-                    reason: e.to_string(),
-                })?,
-            ),
+            MatchOp::Regex | MatchOp::NotRegex => {
+                Some(Regex::new(&format!("^(?s:{})$", m.value)).map_err(|e| {
+                    MatcherError::BadRegex {
+                        name: m.name.clone(),
+                        value: m.value.clone(),
+                        reason: e.to_string(),
+                    }
+                })?)
+            }
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(CompiledMatcher {
@@ -147,7 +149,12 @@ mod tests {
 
     #[test]
     fn wire_round_trip() {
-        for op in [MatchOp::Equal, MatchOp::NotEqual, MatchOp::Regex, MatchOp::NotRegex] {
+        for op in [
+            MatchOp::Equal,
+            MatchOp::NotEqual,
+            MatchOp::Regex,
+            MatchOp::NotRegex,
+        ] {
             let lm = LabelMatcher::new("a", op, "b");
             assert_eq!(from_wire_matcher(&to_wire_matcher(&lm)).unwrap(), lm);
         }
