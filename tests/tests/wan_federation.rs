@@ -106,14 +106,27 @@ fn wait_answers(
     })
 }
 
-/// The WAN pool's peer gauge on a query node's /metrics.
-fn wan_peers(client: &ApiClient) -> anyhow::Result<u64> {
+/// A WAN gauge (`skein_wan_...<name> <value>`) on a query node's /metrics.
+fn wan_gauge(client: &ApiClient, name: &str) -> anyhow::Result<u64> {
     let text = client.get("/metrics", &[])?.text;
     text.lines()
-        .find(|l| l.starts_with("skein_wan_") && l.contains("gossip_peers"))
+        .find(|l| {
+            l.starts_with("skein_wan_")
+                && l.split_whitespace()
+                    .next()
+                    .is_some_and(|n| n.ends_with(name))
+        })
         .and_then(|l| l.split_whitespace().last())
         .and_then(|v| v.parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no WAN peers gauge in /metrics"))
+        .ok_or_else(|| anyhow::anyhow!("no WAN gauge {name} in /metrics"))
+}
+
+/// (WAN peers, remote catalog entries) in a query node's view.
+fn wan_view(client: &ApiClient) -> anyhow::Result<(u64, u64)> {
+    Ok((
+        wan_gauge(client, "gossip_peers")?,
+        wan_gauge(client, "gossip_catalog_entries")?,
+    ))
 }
 
 fn logs(clusters: &[WanCluster]) -> String {
@@ -274,7 +287,9 @@ fn three_clusters_federate_over_one_wan_seed() {
         panic!("{e:#}\n{}", logs(&clusters));
     }
     let converged = started.elapsed();
-    assert_eq!(wan_peers(&qa_client).unwrap(), 2, "a's WAN view");
+    // Two WAN peers (b's and c's query nodes), four remote stores in their
+    // catalogs (b0, b1, c0, c1).
+    assert_eq!(wan_view(&qa_client).unwrap(), (2, 4), "a's WAN view");
     // Without dedup each cluster would count twice: the answer above equals
     // one replica's sum, so dedup worked. The WAN view of a's query node:
     let members = qa_client.get("/api/v1/members", &[]).unwrap();
@@ -386,7 +401,7 @@ fn three_clusters_federate_over_one_wan_seed() {
         "a's WAN view to lose c",
         Duration::from_secs(20),
         Duration::from_millis(200),
-        || Ok((wan_peers(&qa_client)? == 1).then_some(())),
+        || Ok((wan_view(&qa_client)? == (1, 2)).then_some(())),
     )
     .unwrap();
     let r = query(&qa_client, times[1], true).unwrap();
@@ -424,10 +439,21 @@ fn three_clusters_federate_over_one_wan_seed() {
     }
     let strict = query(&qa_client, times[1], false).unwrap();
     assert_eq!(strict.status, 200, "{}", strict.text);
-    assert_eq!(
-        wan_peers(&qa_client).unwrap(),
-        2,
-        "a's WAN view after c's return"
+    // c's stores may answer again before a's WAN view has c's new query
+    // node (departed stores stay in the store set for a while); the WAN
+    // view must follow.
+    let rejoin = Instant::now();
+    if let Err(e) = poll_until(
+        "a's WAN view to regain c",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || Ok((wan_view(&qa_client)? == (2, 4)).then_some(())),
+    ) {
+        panic!("{e:#}\n{}", logs(&clusters));
+    }
+    eprintln!(
+        "a's WAN view regained c {:?} after c's stores answered",
+        rejoin.elapsed()
     );
     eprintln!(
         "c came back {:?} after its restart began; whole test {:?}",

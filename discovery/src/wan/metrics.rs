@@ -41,12 +41,14 @@ pub struct WanMetrics {
     dropped: Family<Labels, Counter>,
     channels: Gauge,
     catalog_invalid: Counter,
+    catalog_entries: Gauge,
 }
 
 impl WanMetrics {
     /// Registers `wan_gossip_datagrams_dropped_total{reason}`,
-    /// `wan_gossip_channels` and `wan_gossip_catalog_entries_invalid_total`
-    /// (under the registry's prefix).
+    /// `wan_gossip_channels`, `wan_gossip_catalog_entries` and
+    /// `wan_gossip_catalog_entries_invalid_total` (under the registry's
+    /// prefix).
     pub fn register(registry: &mut Registry) -> WanMetrics {
         let m = WanMetrics::default();
         registry.register(
@@ -58,6 +60,11 @@ impl WanMetrics {
             "wan_gossip_channels",
             "gRPC channels to WAN peers currently cached",
             m.channels.clone(),
+        );
+        registry.register(
+            "wan_gossip_catalog_entries",
+            "Store catalog entries published by the other live WAN members (merged)",
+            m.catalog_entries.clone(),
         );
         registry.register(
             "wan_gossip_catalog_entries_invalid",
@@ -84,6 +91,16 @@ impl WanMetrics {
     pub(crate) fn catalog_invalid(&self, n: usize) {
         self.catalog_invalid
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    pub(crate) fn set_catalog_entries(&self, n: usize) {
+        self.catalog_entries
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Entries in the merged catalog of the other members.
+    pub fn catalog_entries(&self) -> i64 {
+        self.catalog_entries.get()
     }
 
     /// Datagrams dropped for `reason` so far.

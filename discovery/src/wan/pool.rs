@@ -350,6 +350,7 @@ async fn follow_catalogs(
         }
         seen = peers.as_ref().clone();
         let merged = catalog::merge(catalogs);
+        metrics.set_catalog_entries(merged.len());
         tx.send_if_modified(|cur| {
             if cur.as_slice() == merged.as_slice() {
                 false
