@@ -179,7 +179,8 @@ fn own_entry(config: &Config, cluster: &str) -> Option<CatalogEntry> {
 
 /// The store candidates of a querier in `my_cluster`: its LAN view (internal
 /// addresses) and the WAN catalog entries of other clusters (external
-/// address and server name), unique by address.
+/// address and server name), unique by (address, server name): behind an
+/// SNI-routing ingress several stores share one address.
 pub fn candidates(my_cluster: Option<&str>, lan: &[Peer], wan: &[CatalogEntry]) -> Vec<Candidate> {
     let mut cands: Vec<Candidate> = lan
         .iter()
@@ -194,8 +195,8 @@ pub fn candidates(my_cluster: Option<&str>, lan: &[Peer], wan: &[CatalogEntry]) 
                 node_id: e.node_id.clone(),
             }),
     );
-    cands.sort_by(|a, b| a.address.cmp(&b.address));
-    cands.dedup_by(|a, b| a.address == b.address);
+    cands.sort_by(|a, b| (&a.address, &a.server_name).cmp(&(&b.address, &b.server_name)));
+    cands.dedup_by(|a, b| a.address == b.address && a.server_name == b.server_name);
     cands
 }
 
