@@ -198,6 +198,23 @@ pub fn wait_store_blocks(store: &SkeinNode, n: usize, timeout: Duration) -> anyh
     )
 }
 
+/// Wait until the store node serves at least `n` blocks.
+pub fn wait_store_at_least(store: &SkeinNode, n: usize, timeout: Duration) -> anyhow::Result<()> {
+    poll_until(
+        &format!("{} to serve at least {n} blocks", store.name),
+        timeout,
+        Duration::from_millis(200),
+        || {
+            let loaded = metric_lenient(&store.client, "skein_store_blocks_loaded")?;
+            if loaded as usize >= n {
+                Ok(Some(()))
+            } else {
+                Err(anyhow!("skein_store_blocks_loaded = {loaded}"))
+            }
+        },
+    )
+}
+
 /// Wait until `count by (cluster) ({__name__=<metric>})` at `at_ms` through
 /// `querier` shows every cluster of `want`.
 pub fn wait_clusters_visible(
