@@ -219,7 +219,89 @@ fn collect<'a>(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use chitchat::transport::ChannelTransport;
+
     use super::*;
+    use crate::announcement::Announcement;
+    use crate::carrier::GossipSecurity;
+    use crate::membership::{FailureDetection, MembershipConfig};
+    use crate::metrics::GossipMetrics;
+
+    async fn start(name: &str, port: u16, seed: Option<u16>, t: &ChannelTransport) -> Membership {
+        let at: SocketAddr = ([10, 0, 0, 2], port).into();
+        let mut cfg =
+            MembershipConfig::new(name, "fed", "keys", at, GossipSecurity::InsecurePlaintext);
+        cfg.seeds = seed
+            .map(|p| SocketAddr::from(([10, 0, 0, 2], p)).to_string())
+            .into_iter()
+            .collect();
+        cfg.gossip_interval = Duration::from_millis(50);
+        cfg.failure_detection = FailureDetection {
+            phi_threshold: 12.0,
+            initial_interval: Duration::from_millis(50),
+            max_interval: Duration::from_secs(2),
+            dead_node_grace_period: Duration::from_secs(60),
+        };
+        Membership::start_on(
+            cfg,
+            at,
+            at,
+            Announcement::new(name, "keys"),
+            t,
+            GossipMetrics::unregistered(),
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn until(
+        rx: &mut watch::Receiver<Arc<Vec<PeerValues>>>,
+        f: impl Fn(&[PeerValues]) -> bool,
+    ) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if f(&rx.borrow_and_update()) {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                return f(&rx.borrow());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn values_propagate_shrink_and_need_readiness() {
+        let t = ChannelTransport::with_mtu(65_507);
+        let a = start("a", 1, None, &t).await;
+        let b = start("b", 2, Some(1), &t).await;
+        b.set_ready(true).await;
+        let mut rx = a.watch_values("test:v/").await.unwrap();
+        let three: Vec<String> = ["x", "y", "z"].iter().map(|s| s.to_string()).collect();
+        b.publish_values("test:v/", &three).await.unwrap();
+        assert!(until(&mut rx, |v| v.len() == 1 && v[0].values == three).await);
+        assert_eq!(rx.borrow()[0].node_id, "b");
+        // Shrinking deletes the stale keys.
+        b.publish_values("test:v/", &["w".to_string()])
+            .await
+            .unwrap();
+        assert!(until(&mut rx, |v| v.len() == 1 && v[0].values == ["w"]).await);
+        // A peer that is not ready is not listed.
+        b.set_ready(false).await;
+        assert!(until(&mut rx, |v| v.is_empty()).await);
+        // Refused: reserved or malformed prefixes, oversized values.
+        assert!(b.publish_values("skein:store/", &[]).await.is_err());
+        assert!(b.publish_values("nope", &[]).await.is_err());
+        let big = "x".repeat(MAX_VALUE_BYTES + 1);
+        assert!(b.publish_values("test:v/", &[big]).await.is_err());
+        assert!(a.watch_values("skein:node/").await.is_err());
+        a.shutdown().await;
+        b.shutdown().await;
+    }
 
     #[test]
     fn prefixes_are_checked() {

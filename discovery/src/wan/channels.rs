@@ -112,3 +112,34 @@ impl Channels {
             .connect_lazy())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wan::address::WanAddr;
+    use crate::wan::book::RouteSource;
+
+    fn route(addr: &str, name: &str) -> Route {
+        Route {
+            addr: WanAddr::parse(addr).unwrap(),
+            server_name: name.into(),
+            source: RouteSource::Seed,
+        }
+    }
+
+    #[tokio::test]
+    async fn cache_is_bounded_keyed_by_name_and_forgets() {
+        let m = WanMetrics::unregistered();
+        let ch = Channels::new(None, 2, Duration::from_secs(1), m);
+        ch.get(&route("127.0.0.1:1", "a")).unwrap();
+        ch.get(&route("127.0.0.1:1", "a")).unwrap();
+        assert_eq!(ch.len(), 1);
+        // Same address, other name (SNI routing): another channel.
+        ch.get(&route("127.0.0.1:1", "b")).unwrap();
+        assert_eq!(ch.len(), 2);
+        ch.get(&route("ingress.example.com:443", "c")).unwrap();
+        assert_eq!(ch.len(), 2);
+        ch.forget(&route("ingress.example.com:443", "c"));
+        assert_eq!(ch.len(), 1);
+    }
+}

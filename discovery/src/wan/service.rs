@@ -99,3 +99,91 @@ impl Wan for WanService {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carrier::Carrier;
+    use crate::wan::carrier::{CarrierSettings, GrpcCarrier};
+
+    fn datagram(from: &str, payload: &[u8]) -> Request<Datagram> {
+        Request::new(Datagram {
+            payload: payload.to_vec(),
+            from: from.to_string(),
+        })
+    }
+
+    #[tokio::test]
+    async fn queue_is_bounded_and_drops_are_counted() {
+        let mut settings = CarrierSettings::new(WanAddr::parse("127.0.0.1:9").unwrap());
+        settings.queue_capacity = 1;
+        let wm = WanMetrics::unregistered();
+        let gm = GossipMetrics::unregistered();
+        let (carrier, service) = GrpcCarrier::new(settings, None, gm.clone(), wm.clone());
+        service
+            .deliver(datagram("q0.eu1.example.com:443", b"one"))
+            .await
+            .unwrap();
+        let full = service
+            .deliver(datagram("q0.eu1.example.com:443", b"two"))
+            .await
+            .unwrap_err();
+        assert_eq!(full.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(wm.dropped_count(DropReason::QueueFull), 1);
+        assert_eq!(gm.packets_received(), 1);
+        // The datagram comes out with the sender's (synthetic) gossip
+        // address, which now routes back to its name.
+        let (from, payload) = carrier.recv().await.unwrap();
+        let sender = WanAddr::parse("q0.eu1.example.com:443").unwrap();
+        assert_eq!(from, sender.socket_addr());
+        assert_eq!(payload, b"one");
+        let route = carrier.address_book().route(from).unwrap();
+        assert_eq!(route.addr, sender);
+        assert_eq!(route.server_name, "q0.eu1.example.com");
+        // Room again.
+        service
+            .deliver(datagram("q0.eu1.example.com:443", b"three"))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn bad_input_is_refused_and_counted() {
+        let settings = CarrierSettings::new(WanAddr::parse("127.0.0.1:9").unwrap());
+        let wm = WanMetrics::unregistered();
+        let (carrier, service) =
+            GrpcCarrier::new(settings, None, GossipMetrics::unregistered(), wm.clone());
+        for from in ["", "nohost", "a b:1", "0.0.0.0:1", "x:0"] {
+            let e = service.deliver(datagram(from, b"x")).await.unwrap_err();
+            assert_eq!(e.code(), tonic::Code::InvalidArgument, "{from:?}");
+        }
+        let e = service
+            .deliver(datagram("127.0.0.2:1", &vec![0; MAX_DATAGRAM + 1]))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        let e = service
+            .deliver(datagram("127.0.0.2:1", b""))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::InvalidArgument);
+        assert_eq!(wm.dropped_count(DropReason::BadFrom), 5);
+        assert_eq!(wm.dropped_count(DropReason::BadDatagram), 2);
+        // Nothing reached the queue; a send to a name nobody announced fails
+        // without dialing.
+        assert!(carrier.address_book().is_empty());
+        let unknown = WanAddr::parse("nobody.example.com:443")
+            .unwrap()
+            .socket_addr();
+        assert!(carrier.send(unknown, b"hello").await.is_err());
+        assert_eq!(wm.dropped_count(DropReason::UnknownPeer), 1);
+        // A stopped carrier: the service says so.
+        drop(carrier);
+        let e = service
+            .deliver(datagram("127.0.0.2:1", b"late"))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), tonic::Code::Unavailable);
+        assert_eq!(wm.dropped_count(DropReason::Stopped), 1);
+    }
+}
