@@ -56,7 +56,7 @@ async fn member(
     cluster: &str,
     bind_ip: [u8; 4],
     host: &str,
-    tls: Arc<TlsReloader>,
+    tls: Option<Arc<TlsReloader>>,
     seeds: &[&str],
 ) -> Member {
     let listener = TcpListener::bind(SocketAddr::from((bind_ip, 0)))
@@ -67,20 +67,25 @@ async fn member(
     let wan_metrics = WanMetrics::unregistered();
     let endpoint = WanEndpoint::with_metrics(
         CarrierSettings::new(WanAddr::parse(&external).unwrap()),
-        Some(tls.clone()),
+        tls.clone(),
         GossipMetrics::unregistered(),
         wan_metrics.clone(),
     );
     let (stop, stopped) = oneshot::channel::<()>();
     let router = tonic::transport::Server::builder().add_service(endpoint.service());
-    let incoming = skein_tls::server::incoming(listener, tls, Duration::from_secs(5));
-    tokio::spawn(async move {
-        let _ = router
-            .serve_with_incoming_shutdown(incoming, async {
-                let _ = stopped.await;
-            })
-            .await;
-    });
+    let signal = async {
+        let _ = stopped.await;
+    };
+    match tls {
+        Some(tls) => {
+            let incoming = skein_tls::server::incoming(listener, tls, Duration::from_secs(5));
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, signal));
+        }
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            tokio::spawn(router.serve_with_incoming_shutdown(incoming, signal));
+        }
+    }
     let mut cfg = WanConfig::new(name, "fed", cluster);
     cfg.tls_server_name = Some(format!("{name}.wan.test"));
     cfg.seeds = seeds.iter().map(|s| s.to_string()).collect();
@@ -139,7 +144,7 @@ async fn three_members_converge_from_one_seed_and_share_catalogs() {
         "cluster-a",
         [127, 0, 0, 41],
         "127.0.0.41",
-        tls_for(&ca, dir.path(), "a.wan.test", &["127.0.0.41"]),
+        Some(tls_for(&ca, dir.path(), "a.wan.test", &["127.0.0.41"])),
         &[],
     )
     .await;
@@ -150,7 +155,7 @@ async fn three_members_converge_from_one_seed_and_share_catalogs() {
         "cluster-b",
         [127, 0, 0, 42],
         "127.0.0.42",
-        tls_for(&ca, dir.path(), "b.wan.test", &["127.0.0.42"]),
+        Some(tls_for(&ca, dir.path(), "b.wan.test", &["127.0.0.42"])),
         &[&a.external],
     )
     .await;
@@ -159,7 +164,7 @@ async fn three_members_converge_from_one_seed_and_share_catalogs() {
         "cluster-c",
         [127, 0, 0, 1],
         "localhost",
-        tls_for(&ca, dir.path(), "c.wan.test", &["localhost"]),
+        Some(tls_for(&ca, dir.path(), "c.wan.test", &["localhost"])),
         &[&a.external],
     )
     .await;
@@ -264,7 +269,7 @@ async fn foreign_ca_stays_out_and_bad_deliveries_are_refused() {
         "cluster-a",
         [127, 0, 0, 44],
         "127.0.0.44",
-        tls_for(&ca, dir.path(), "a.wan.test", &["127.0.0.44"]),
+        Some(tls_for(&ca, dir.path(), "a.wan.test", &["127.0.0.44"])),
         &[],
     )
     .await;
@@ -273,7 +278,7 @@ async fn foreign_ca_stays_out_and_bad_deliveries_are_refused() {
         "cluster-b",
         [127, 0, 0, 45],
         "127.0.0.45",
-        tls_for(&ca, dir.path(), "b.wan.test", &["127.0.0.45"]),
+        Some(tls_for(&ca, dir.path(), "b.wan.test", &["127.0.0.45"])),
         &[&a.external],
     )
     .await;
@@ -282,7 +287,12 @@ async fn foreign_ca_stays_out_and_bad_deliveries_are_refused() {
         "cluster-x",
         [127, 0, 0, 46],
         "127.0.0.46",
-        tls_for(&other_ca, dir.path(), "x.wan.test", &["127.0.0.46"]),
+        Some(tls_for(
+            &other_ca,
+            dir.path(),
+            "x.wan.test",
+            &["127.0.0.46"],
+        )),
         &[&a.external],
     )
     .await;
@@ -345,6 +355,45 @@ async fn foreign_ca_stays_out_and_bad_deliveries_are_refused() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(names(&a), ["b"]);
     for m in [a, b, intruder] {
+        let _ = m.stop.send(());
+        m.pool.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plaintext_development_mode_converges_but_not_with_tls_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = DevCa::generate("wan-test-ca").unwrap();
+    skein_tls::install_crypto_provider();
+    let a = member("a", "cluster-a", [127, 0, 0, 51], "127.0.0.51", None, &[]).await;
+    let b = member(
+        "b",
+        "cluster-b",
+        [127, 0, 0, 52],
+        "127.0.0.52",
+        None,
+        &[&a.external],
+    )
+    .await;
+    // A TLS member seeding a plaintext one: the handshake fails, it stays out.
+    let t = member(
+        "t",
+        "cluster-t",
+        [127, 0, 0, 53],
+        "127.0.0.53",
+        Some(tls_for(&ca, dir.path(), "t.wan.test", &["127.0.0.53"])),
+        &[&a.external],
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(10), || names(&a) == ["b"]
+            && names(&b) == ["a"])
+        .await
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(names(&a), ["b"]);
+    assert!(names(&t).is_empty());
+    for m in [a, b, t] {
         let _ = m.stop.send(());
         m.pool.shutdown().await;
     }
