@@ -17,6 +17,7 @@ pub mod http;
 pub mod labels;
 pub mod live;
 pub mod ports;
+pub mod procinfo;
 pub mod process;
 pub mod prometheus;
 pub mod promjson;
