@@ -157,7 +157,13 @@ fn main() -> anyhow::Result<()> {
     if !skein.to_string_lossy().contains("release") {
         println!("WARNING: not a release build of skein; figures are not representative");
     }
-    println!("nproc: {nproc}; CPU: {}", cpu_model());
+    println!(
+        "nproc: {nproc}; CPU: {}; load average: {}",
+        cpu_model(),
+        std::fs::read_to_string("/proc/loadavg")
+            .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+            .unwrap_or_else(|_| "unknown".into())
+    );
 
     // The small spec has 120 series per cluster; the wide gauge family makes up the rest.
     let base = 120usize;

@@ -41,6 +41,8 @@ pub struct Expr {
     pub ordered: bool,
     /// The 2.42 vs 3 rule that made Skein's form differ, if any.
     pub rule: Option<&'static str>,
+    /// 2.42 keeps `__name__` where 3 drops it (atan2): compare without it.
+    pub drop_prom_name: bool,
 }
 
 impl Expr {
@@ -51,6 +53,7 @@ impl Expr {
             ext,
             ordered: false,
             rule: None,
+            drop_prom_name: false,
         }
     }
 }
@@ -204,6 +207,10 @@ fn aggregation() -> Vec<Gen> {
     ]
 }
 
+/// Why atan2 answers are compared without the metric name.
+pub const ATAN2_RULE: &str =
+    "atan2 keeps the metric name in 2.42, drops it since 2.46 (prometheus/prometheus#12595)";
+
 const ARITH: &[&str] = &["+", "-", "*", "/", "%", "^"];
 const NUMS: &[&str] = &["2", "0.5", "3", "10", "-1.5", "0"];
 
@@ -218,11 +225,14 @@ fn binary() -> Vec<Gen> {
             Expr::same(q, Ext::Keep)
         },
         |r| {
-            let q = format!(
-                "gen_temperature_celsius {} gen_queue_depth",
-                pick(r, &["+", "-", "*", "/", "%", "atan2"])
-            );
-            Expr::same(q, Ext::Keep)
+            let op = pick(r, &["+", "-", "*", "/", "%", "atan2"]);
+            let q = format!("gen_temperature_celsius {op} gen_queue_depth");
+            let mut e = Expr::same(q, Ext::Keep);
+            if op == "atan2" {
+                e.drop_prom_name = true;
+                e.rule = Some(ATAN2_RULE);
+            }
+            e
         },
         |r| {
             let q = format!(
@@ -912,6 +922,7 @@ fn holt_winters() -> Vec<Gen> {
             ext: Ext::Keep,
             ordered: false,
             rule: Some("holt_winters (2.42) is double_exponential_smoothing (3)"),
+            drop_prom_name: false,
         }
     }]
 }

@@ -97,6 +97,11 @@ pub fn run_one(setup: &Setup, q: &Query) -> Outcome {
         Ok(d) => d,
         Err(e) => return Outcome::Mismatch(format!("Skein answered an error: {e:#}")),
     };
+    let expected = if q.expr.drop_prom_name {
+        drop_name(expected)
+    } else {
+        expected
+    };
     let expected = match q.expr.ext {
         Ext::Keep => add_labels(expected, &setup.external_labels),
         Ext::Drop => expected,
@@ -119,6 +124,22 @@ pub fn run_one(setup: &Setup, q: &Query) -> Outcome {
     }
     Outcome::Pass {
         empty: is_empty(&expected),
+    }
+}
+
+fn drop_name(d: QueryData) -> QueryData {
+    let strip = |mut ls: crate::labels::LabelSet| {
+        ls.remove("__name__");
+        ls
+    };
+    match d {
+        QueryData::Vector(m) => {
+            QueryData::Vector(m.into_iter().map(|(k, v)| (strip(k), v)).collect())
+        }
+        QueryData::Matrix(m) => {
+            QueryData::Matrix(m.into_iter().map(|(k, v)| (strip(k), v)).collect())
+        }
+        other => other,
     }
 }
 
@@ -151,7 +172,7 @@ pub fn run_all(setup: &Setup, queries: &[Query]) -> Vec<Run> {
                 Outcome::Mismatch(s) | Outcome::HarnessError(s) | Outcome::Skipped(s) => s.clone(),
                 Outcome::Pass { .. } => String::new(),
             };
-            let skein_form = if q.expr.skein != q.expr.prom {
+            let skein_form = if q.expr.skein != q.expr.prom || q.expr.rule.is_some() {
                 format!(
                     "\n  skein query: {} ({})",
                     q.expr.skein,

@@ -44,6 +44,11 @@ pub const RULES: &[(&str, &str)] = &[
         "the Prometheus under test runs with evaluation_interval 1m",
     ),
     (
+        "atan2 keeps the metric name in 2.42; it drops it since 2.46 (prometheus/prometheus#12595), \
+         like every other arithmetic operator",
+        "atan2 answers are compared with __name__ removed from Prometheus' series",
+    ),
+    (
         "annotations (warnings/infos) are new in 3",
         "not compared; only status, result type, series and values",
     ),
