@@ -7,11 +7,13 @@ use crate::invariants::Verdict;
 
 fn stats_row(name: &str, s: &Stats) -> String {
     format!(
-        "| {} | {} | {} | {} | {} | {} | {:.0} | {:.0} | {:.0} |",
+        "| {} | {} | {} | {} ({} exact, {} partial) | {} | {} | {:.0} | {:.0} | {:.0} |",
         name.replace('|', "\\|"),
         s.queries,
         s.exact,
         s.answered_with_warning,
+        s.exact_with_warning,
+        s.partial_with_warning,
         s.failed,
         s.silent_wrong,
         s.latency_p50_ms,

@@ -21,6 +21,10 @@ pub struct Stats {
     pub exact: usize,
     /// Answered with a warning (exact or partial).
     pub answered_with_warning: usize,
+    /// ... of which equal to the oracle anyway (e.g. the other HA replica covered).
+    pub exact_with_warning: usize,
+    /// ... of which partial (data missing, and said so).
+    pub partial_with_warning: usize,
     /// Answered, wrong, no warning.
     pub silent_wrong: usize,
     pub failed: usize,
@@ -45,7 +49,14 @@ impl Stats {
             s.queries += 1;
             match r.outcome {
                 Outcome::Exact => s.exact += 1,
-                Outcome::ExactWarned | Outcome::PartialWarned => s.answered_with_warning += 1,
+                Outcome::ExactWarned => {
+                    s.answered_with_warning += 1;
+                    s.exact_with_warning += 1;
+                }
+                Outcome::PartialWarned => {
+                    s.answered_with_warning += 1;
+                    s.partial_with_warning += 1;
+                }
                 Outcome::SilentWrong => s.silent_wrong += 1,
                 Outcome::Failed => s.failed += 1,
             }
