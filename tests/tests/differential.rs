@@ -5,10 +5,14 @@
 //! Fails on any mismatch, on any query Prometheus itself rejects, and when too
 //! many answers are empty to prove anything.
 
-use skein_e2e::differential::queries::{Windows, generate, subset};
-use skein_e2e::differential::runner::{Outcome, print_table, run_all, tally};
-use skein_e2e::differential::semantics::print_rules;
+use skein_e2e::cases::Eval;
+use skein_e2e::differential::queries::{
+    Data, EVAL_OFFSET_MS, Expr, Ext, Query, Windows, generate, subset,
+};
+use skein_e2e::differential::runner::{Outcome, print_table, run_all, run_one, tally};
 use skein_e2e::differential::setup::Setup;
+use skein_e2e::promjson::QueryData;
+use skein_e2e::differential::semantics::print_rules;
 
 const DEFAULT_SEED: u64 = 42;
 
@@ -42,6 +46,16 @@ fn skein_answers_like_prometheus() {
         setup.scrape_times.len()
     );
     print_rules();
+    let mut by_rule: std::collections::BTreeMap<&str, usize> = Default::default();
+    for q in &queries {
+        if let Some(r) = q.expr.rule {
+            *by_rule.entry(r).or_default() += 1;
+        }
+    }
+    for (rule, n) in &by_rule {
+        println!("rule applied to {n} queries: {rule}");
+    }
+    controls(&setup);
     let runs = run_all(&setup, &queries);
     print_table(&runs);
     println!("total time {:.1?}", started.elapsed());
@@ -81,5 +95,81 @@ fn skein_answers_like_prometheus() {
         total.failed, 0,
         "{} of {} queries answered differently (see MISMATCH above)",
         total.failed, total.queries
+    );
+}
+
+fn control(family: &'static str, prom: &str, skein: &str, ext: Ext, eval: Eval) -> Query {
+    let mut expr = Expr::same(prom.to_string(), ext);
+    expr.skein = skein.to_string();
+    Query {
+        id: usize::MAX,
+        family,
+        expr,
+        eval,
+        data: if family == "control-live" {
+            Data::Live
+        } else {
+            Data::Blocks
+        },
+    }
+}
+
+/// The comparison can fail (a wrong answer, a missing external label, a
+/// wrong series order are all caught), and the live data holds real
+/// staleness markers that Skein honours.
+fn controls(setup: &Setup) {
+    let (start, _) = setup.window();
+    let t = start + 240 * 15_000 + EVAL_OFFSET_MS;
+    let wrong = [
+        ("gen_queue_depth", "gen_queue_depth + 1", Ext::Keep),
+        ("gen_queue_depth", "gen_queue_depth", Ext::Drop),
+        ("sum(gen_queue_depth)", "sum(gen_queue_depth)", Ext::Keep),
+        ("gen_queue_depth", "gen_queue_depth offset 15s", Ext::Keep),
+    ];
+    for (p, s, ext) in wrong {
+        for eval in [Eval::Instant(t), Eval::Range(t, t + 600_000, 60_000)] {
+            let o = run_one(setup, &control("control", p, s, ext, eval));
+            assert!(
+                matches!(o, Outcome::Mismatch(_)),
+                "control {p:?} vs {s:?} ({ext:?}) should mismatch, got {o:?}"
+            );
+        }
+    }
+    let mut sorted = control(
+        "control",
+        "sort(gen_temperature_celsius)",
+        "sort_desc(gen_temperature_celsius)",
+        Ext::Keep,
+        Eval::Instant(t),
+    );
+    sorted.expr.ordered = true;
+    assert!(matches!(run_one(setup, &sorted), Outcome::Mismatch(_)));
+
+    // Staleness: the flapping series has holes far shorter than the 5 m
+    // lookback (only staleness markers end it early), and Skein agrees.
+    let (times, step) = setup.live_times();
+    let (Some(first), Some(last)) = (times.first(), times.last()) else {
+        panic!("no live evaluation times");
+    };
+    let eval = Eval::Range(*first, *last, step);
+    let flap = r#"diff_live_gauge{id="flap"}"#;
+    let prom = setup
+        .prometheus
+        .query_range(flap, *first, *last, step)
+        .expect("live range query");
+    let QueryData::Matrix(m) = &prom else {
+        panic!("not a matrix: {prom:?}")
+    };
+    let pts = m.values().next().expect("flap series present");
+    let holes = pts.windows(2).filter(|w| w[1].0 - w[0].0 > step).count();
+    assert!(
+        holes >= 1 && pts.len() < times.len(),
+        "no staleness gaps in {pts:?}"
+    );
+    let o = run_one(setup, &control("control-live", flap, flap, Ext::Keep, eval));
+    assert!(matches!(o, Outcome::Pass { .. }), "flap series: {o:?}");
+    println!(
+        "controls ok: 9 deliberate differences caught; the flapping series has {holes} staleness gap(s) in {} steps and Skein agrees",
+        times.len()
     );
 }

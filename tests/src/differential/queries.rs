@@ -46,7 +46,8 @@ pub struct Expr {
 }
 
 impl Expr {
-    fn same(q: String, ext: Ext) -> Self {
+    /// The same expression on both sides.
+    pub fn same(q: String, ext: Ext) -> Self {
         Self {
             skein: q.clone(),
             prom: q,
