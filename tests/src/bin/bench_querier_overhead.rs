@@ -33,9 +33,16 @@ fn env_usize(name: &str, default: usize) -> anyhow::Result<usize> {
     }
 }
 
-/// The fixed query set: (querier case, step).
-fn queries(n: usize) -> Vec<(Case, i64)> {
+/// The fixed query set: (querier case, step); step 0 = an instant query at
+/// the window end (used to pull raw samples through a range selector, which
+/// separates data transfer from evaluation).
+fn queries(n: usize, hours: usize) -> Vec<(Case, i64)> {
     vec![
+        (
+            Case::union(&format!("gen_http_requests_total[{hours}h]"), n),
+            0,
+        ),
+        (Case::union("rate(gen_http_requests_total[5m])", n), MIN),
         (
             Case::combine(Combine::Sum, "sum(rate(gen_http_requests_total[5m]))"),
             MIN,
@@ -82,7 +89,11 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn time_skein(q: &ApiClient, expr: &str, eval: (i64, i64, i64)) -> anyhow::Result<Duration> {
     let started = Instant::now();
-    let resp = q.query_range_raw(expr, eval.0, eval.1, eval.2)?;
+    let resp = if eval.2 == 0 {
+        q.query_raw(expr, eval.1)?
+    } else {
+        q.query_range_raw(expr, eval.0, eval.1, eval.2)?
+    };
     let took = started.elapsed();
     resp.ensure_success()?;
     Ok(took)
@@ -99,10 +110,13 @@ fn time_prometheus(
             .iter()
             .map(|c| {
                 s.spawn(move || {
-                    c.prometheus
-                        .client
-                        .query_range_raw(expr, eval.0, eval.1, eval.2)?
-                        .ensure_success()
+                    let client = &c.prometheus.client;
+                    let resp = if eval.2 == 0 {
+                        client.query_raw(expr, eval.1)?
+                    } else {
+                        client.query_range_raw(expr, eval.0, eval.1, eval.2)?
+                    };
+                    resp.ensure_success()
                 })
             })
             .collect();
@@ -205,10 +219,15 @@ fn main() -> anyhow::Result<()> {
     let mut all_prom = Vec::new();
     let mut all_skein = Vec::new();
     let mut log_ratio_sum = 0.0;
-    let cases = queries(clusters.len());
+    let cases = queries(clusters.len(), hours);
     for (case, step) in &cases {
         let eval = (rs, end, *step);
-        if let Err(e) = check(&q, clusters, case, Eval::Range(rs, end, *step)) {
+        let how = if *step == 0 {
+            Eval::Instant(end)
+        } else {
+            Eval::Range(rs, end, *step)
+        };
+        if let Err(e) = check(&q, clusters, case, how) {
             bail!("skein's answer differs from Prometheus, benchmark aborted:\n{e}");
         }
         let prom_expr = prometheus_query(case);
@@ -225,10 +244,15 @@ fn main() -> anyhow::Result<()> {
         log_ratio_sum += ratio.ln();
         all_prom.extend(p);
         all_skein.extend(s);
+        let step_text = if *step == 0 {
+            "inst".to_string()
+        } else {
+            format!("{}s", step / 1000)
+        };
         println!(
-            "{:<96} {:>4}s {:>10.1}ms {:>10.1}ms {:>6.2}x",
+            "{:<96} {:>5} {:>10.1}ms {:>10.1}ms {:>6.2}x",
             case.query,
-            step / 1000,
+            step_text,
             pm.as_secs_f64() * 1e3,
             sm.as_secs_f64() * 1e3,
             ratio
