@@ -37,6 +37,12 @@ impl GossipMetrics {
     /// `skein_gossip_keyring_reload_errors_total`,
     /// `skein_gossip_announcements_invalid_total`, `skein_gossip_peers`.
     pub fn register(registry: &mut Registry) -> GossipMetrics {
+        GossipMetrics::register_as(registry, "skein_gossip")
+    }
+
+    /// Like [`GossipMetrics::register`] with another name prefix (the WAN
+    /// pool uses `skein_wan_gossip`).
+    pub fn register_as(registry: &mut Registry, prefix: &str) -> GossipMetrics {
         let rejected: Family<Labels, Counter> = Family::default();
         let reason = |r: &'static str| rejected.get_or_create(&vec![("reason", r)]).clone();
         let metrics = GossipMetrics {
@@ -55,52 +61,52 @@ impl GossipMetrics {
             peers: Gauge::default(),
         };
         registry.register(
-            "skein_gossip_packets_rejected",
+            format!("{prefix}_packets_rejected"),
             "Gossip datagrams dropped: failed to open under the keyring, or a malformed frame inside",
             rejected,
         );
         registry.register(
-            "skein_gossip_packets_received",
+            format!("{prefix}_packets_received"),
             "Gossip datagrams received from the network and handed to chitchat",
             metrics.packets_opened.clone(),
         );
         registry.register(
-            "skein_gossip_packets_sent",
+            format!("{prefix}_packets_sent"),
             "Gossip datagrams sent to the network",
             metrics.packets_sealed.clone(),
         );
         registry.register(
-            "skein_gossip_send_errors",
+            format!("{prefix}_send_errors"),
             "Gossip datagrams that could not be sealed or sent",
             metrics.send_errors.clone(),
         );
         registry.register(
-            "skein_gossip_fragmented_datagrams",
+            format!("{prefix}_fragmented_datagrams"),
             "Chitchat datagrams too large for one sealed datagram, sent as fragments",
             metrics.fragmented.clone(),
         );
         registry.register(
-            "skein_gossip_recv_errors",
+            format!("{prefix}_recv_errors"),
             "Socket errors while receiving gossip datagrams",
             metrics.recv_errors.clone(),
         );
         registry.register(
-            "skein_gossip_announcements_invalid",
+            format!("{prefix}_announcements_invalid"),
             "Peer announcements that failed to parse or validate",
             metrics.announcements_invalid.clone(),
         );
         registry.register(
-            "skein_gossip_keyring_reloads",
+            format!("{prefix}_keyring_reloads"),
             "Times a changed gossip keyring file was loaded",
             metrics.keyring_reloads.clone(),
         );
         registry.register(
-            "skein_gossip_keyring_reload_errors",
+            format!("{prefix}_keyring_reload_errors"),
             "Failed reads or parses of the gossip keyring file (the old keys stay)",
             metrics.keyring_reload_errors.clone(),
         );
         registry.register(
-            "skein_gossip_peers",
+            format!("{prefix}_peers"),
             "Live and ready peers in this node's view (self excluded)",
             metrics.peers.clone(),
         );

@@ -181,8 +181,10 @@ pub fn feed_store_set(
                 .iter()
                 .filter_map(|p| candidate_for(my_cluster.as_deref(), p))
                 .collect();
-            cands.sort_by(|a, b| a.address.cmp(&b.address));
-            cands.dedup_by(|a, b| a.address == b.address);
+            // A store is its address and its TLS server name: behind an
+            // SNI-routing ingress several share one address.
+            cands.sort_by(|a, b| (&a.address, &a.server_name).cmp(&(&b.address, &b.server_name)));
+            cands.dedup_by(|a, b| a.address == b.address && a.server_name == b.server_name);
             tracing::debug!(stores = cands.len(), "gossip view changed");
             query.set_discovered(cands);
             if rx.changed().await.is_err() {

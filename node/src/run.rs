@@ -34,7 +34,8 @@ pub fn node(config: Config) -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
-    let mut registry = Registry::with_prefix("skein");
+    // Every component names its metrics `skein_<component>_*` itself.
+    let mut registry = Registry::default();
     let mut readiness = Readiness::default();
     let mut grpc_stop: Option<oneshot::Sender<()>> = None;
     let mut grpc_task = None;
@@ -344,5 +345,36 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::registry::Registry;
+
+    /// Components name their metrics `skein_<component>_*`; the node's
+    /// registry adds nothing (it once doubled the prefix).
+    #[test]
+    fn metric_names_carry_one_skein_prefix() {
+        let mut r = Registry::default();
+        skein_actors::query::QueryMetrics::register(&mut r);
+        skein_actors::sidecar::SidecarActor::new(Default::default(), &mut r).unwrap();
+        skein_objstore::ObjstoreMetrics::register(&mut r);
+        skein_discovery::GossipMetrics::register(&mut r);
+        skein_discovery::GossipMetrics::register_as(&mut r, "skein_wan_gossip");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &r).unwrap();
+        let names: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert!(names.len() > 10, "{text}");
+        for n in names {
+            assert!(
+                n.starts_with("skein_") && !n.starts_with("skein_skein"),
+                "{n}"
+            );
+        }
     }
 }

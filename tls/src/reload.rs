@@ -45,24 +45,24 @@ fn stamp(files: &TlsFiles) -> Stamp {
 
 impl TlsReloader {
     /// Loads the files (an error if they do not load) and registers
-    /// `tls_reloads_total`, `tls_reload_failures_total` and
-    /// `tls_handshake_failures_total`.
+    /// `skein_tls_reloads_total`, `skein_tls_reload_failures_total` and
+    /// `skein_tls_handshake_failures_total`.
     pub fn new(files: TlsFiles, registry: &mut Registry) -> Result<Arc<Self>, TlsError> {
         let material = TlsMaterial::load(&files)?;
         let server = material.server_config()?;
         let metrics = Metrics::default();
         registry.register(
-            "tls_reloads",
+            "skein_tls_reloads",
             "TLS material reloaded after its files changed",
             metrics.reloads.clone(),
         );
         registry.register(
-            "tls_reload_failures",
+            "skein_tls_reload_failures",
             "Changed TLS files that did not load (the previous material stays in use)",
             metrics.reload_failures.clone(),
         );
         registry.register(
-            "tls_handshake_failures",
+            "skein_tls_handshake_failures",
             "Incoming TLS handshakes that failed (untrusted or missing client certificate, bad protocol)",
             metrics.handshake_failures.clone(),
         );

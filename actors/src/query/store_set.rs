@@ -183,16 +183,12 @@ impl StoreSetActor {
     }
 
     /// Replaces the discovered stores with `cands` (configured ones stay).
-    fn set_discovered(&mut self, cands: Vec<Candidate>) {
+    fn set_discovered(&mut self, cands: Vec<Candidate>) -> bool {
         let material = self.tls.as_ref().map(|t| t.material());
-        let before = self.stores.len();
         let now = SystemTime::now();
         let mut departed = 0;
         let mut returned = 0;
-        self.stores.retain_mut(|s| {
-            if !s.discovered {
-                return true;
-            }
+        for s in self.stores.iter_mut().filter(|s| s.discovered) {
             let present = cands
                 .iter()
                 .any(|c| c.address == s.name && c.server_name == s.server_name);
@@ -200,30 +196,25 @@ impl StoreSetActor {
                 if s.departed.take().is_some() {
                     returned += 1;
                 }
-                return true;
-            }
-            if s.healthy {
-                return false;
-            }
-            if s.departed.is_none() {
-                departed += 1;
+            } else if s.departed.is_none() {
+                // Decided by the next Info check: a store that still answers
+                // left gracefully and goes; one that does not has crashed,
+                // and stays as unavailable so answers warn about its data.
                 s.departed = Some(now);
+                departed += 1;
             }
-            true
-        });
-        if departed > 0 {
-            tracing::warn!(
-                departed,
-                "failing stores left the gossip view; their data is reported missing for a while"
-            );
         }
-        let removed = before - self.stores.len();
         let mut added = 0;
         for c in cands {
-            if self.stores.iter().any(|s| s.name == c.address) {
+            // Behind an SNI-routing ingress several stores share an address:
+            // a store is its address and its server name.
+            if self
+                .stores
+                .iter()
+                .any(|s| s.name == c.address && s.server_name == c.server_name)
+            {
                 continue;
             }
-            // (A departed store that comes back keeps its entry above.)
             tracing::info!(store = %c.address, node = %c.node_id, "store discovered through gossip");
             self.stores.push(StoreStatus::with_tls(
                 &c.address,
@@ -233,11 +224,29 @@ impl StoreSetActor {
             ));
             added += 1;
         }
-        if removed > 0 {
-            tracing::info!(removed, "stores left the gossip view");
+        if departed > 0 {
+            tracing::info!(departed, "stores left the gossip view; checking whether they still answer");
         }
-        if added > 0 || removed > 0 || departed > 0 || returned > 0 {
+        let changed = added > 0 || departed > 0 || returned > 0;
+        if changed {
             self.snapshot = Arc::new(self.stores.clone());
+        }
+        changed
+    }
+
+    /// After an Info round: departed stores that answered left gracefully
+    /// and go now; those that did not stay (unavailable) until the grace
+    /// period ends.
+    fn settle_departed(&mut self) {
+        let before = self.stores.len();
+        self.stores
+            .retain(|s| !(s.departed.is_some() && s.healthy && s.last_check >= s.departed));
+        let gone = before - self.stores.len();
+        if gone > 0 {
+            tracing::info!(gone, "stores that left gracefully removed from the store set");
+        }
+        if self.stores.iter().any(|s| s.departed.is_some() && !s.healthy) {
+            tracing::warn!("failing stores left the gossip view; their data is reported missing for a while");
         }
     }
 
@@ -270,6 +279,7 @@ impl StoreSetActor {
                         s.apply(res, now);
                     }
                 }
+                act.settle_departed();
                 act.snapshot = Arc::new(act.stores.clone());
             })
     }
@@ -327,10 +337,9 @@ impl Handler<SetDiscovered> for StoreSetActor {
     type Result = ();
 
     fn handle(&mut self, msg: SetDiscovered, ctx: &mut Context<Self>) {
-        let before = self.stores.len();
-        self.set_discovered(msg.0);
-        // Check newcomers now rather than at the next interval.
-        if self.stores.len() != before || self.stores.iter().any(|s| s.last_check.is_none()) {
+        let changed = self.set_discovered(msg.0);
+        // Check newcomers and leavers now rather than at the next interval.
+        if changed || self.stores.iter().any(|s| s.last_check.is_none()) {
             let round = self.check_round();
             ctx.spawn(round);
         }

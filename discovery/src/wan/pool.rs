@@ -96,16 +96,15 @@ pub struct WanEndpoint {
 }
 
 impl WanEndpoint {
-    /// Registers the WAN metrics (the pool's gossip metrics and the
-    /// carrier's) under the `wan` prefix of `registry`.
+    /// Registers the WAN metrics: the pool's gossip metrics as
+    /// `skein_wan_gossip_*` and the carrier's as `skein_wan_gossip_*` too.
     pub fn new(
         settings: CarrierSettings,
         tls: Option<Arc<TlsReloader>>,
         registry: &mut Registry,
     ) -> WanEndpoint {
-        let sub = registry.sub_registry_with_prefix("wan");
-        let metrics = GossipMetrics::register(sub);
-        let wan_metrics = WanMetrics::register(registry);
+        let metrics = GossipMetrics::register_as(registry, "skein_wan_gossip");
+        let wan_metrics = WanMetrics::register(registry.sub_registry_with_prefix("skein"));
         WanEndpoint::with_metrics(settings, tls, metrics, wan_metrics)
     }
 
