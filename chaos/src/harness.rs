@@ -315,6 +315,10 @@ async fn episode(
             ));
         }
         std::fs::write(&key, format!("{hexkey}\n"))?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        }
         notes.push("discovery: LAN gossip inside each cluster (sealed keyring), static stores across clusters".into());
         Some(key)
     } else {
