@@ -4,6 +4,7 @@
 //! Every wait has a deadline, every child process is killed when its guard drops,
 //! and every test gets its own temp dir and ports so tests can run in parallel.
 
+pub mod benchdata;
 pub mod blocks;
 pub mod bucket;
 pub mod case_list;
