@@ -550,6 +550,7 @@ async fn episode(
                 && let Some((c, store)) = departing_store(layout, &w.fault)
                 && let Some(t) = targets.get(c)
             {
+                run.departure_watched = true;
                 departures.push((
                     i,
                     tokio::spawn(departure(

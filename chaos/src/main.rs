@@ -40,6 +40,10 @@ enum Cmd {
         /// Queriers discover their own cluster's sidecars by LAN gossip.
         #[arg(long)]
         gossip: bool,
+        /// JSON list of fault windows to run instead of the seeded schedule,
+        /// e.g. [{"id":0,"start_s":10,"end_s":70,"fault":{"kind":"kill_restart","proc":"c1s0"}}]
+        #[arg(long)]
+        script: Option<PathBuf>,
     },
     /// Show that the invariants catch injected bugs (a harness that drops
     /// warnings, and queriers that do not deduplicate HA replicas).
@@ -85,11 +89,16 @@ fn real_main() -> anyhow::Result<bool> {
             clusters,
             qps,
             gossip,
+            script,
         } => {
             let mut cfg = RunConfig::new(seed, duration, out.clone(), skein);
             cfg.clusters = clusters;
             cfg.qps = qps;
             cfg.gossip = gossip;
+            if let Some(path) = script {
+                let text = std::fs::read_to_string(&path)?;
+                cfg.script = Some(serde_json::from_str(&text)?);
+            }
             let r = harness::run(cfg)?;
             println!("{}", out.join("report.md").display());
             for i in &r.invariants {

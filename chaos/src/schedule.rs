@@ -2,7 +2,7 @@
 //! followed by a quiet period, and a quiet tail. The same seed and targets
 //! always give the same schedule.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::datagen::mix;
 
@@ -37,7 +37,7 @@ impl Rng {
 }
 
 /// One fault.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Fault {
     /// kill -9 at the start, restart at the end.
@@ -71,7 +71,7 @@ impl Fault {
 }
 
 /// A fault and when it is active (seconds from the run's start).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Window {
     pub id: usize,
     pub start_s: f64,
