@@ -235,7 +235,20 @@ async fn run(config: Config) -> anyhow::Result<()> {
             store_timeout: q.store_timeout,
         };
         tracing::info!(stores = ?q.stores, "query role started");
-        Some(QueryHandle::start_with_tls(cfg, tls.clone(), &mut registry))
+        let handle = QueryHandle::start_with_tls(cfg, tls.clone(), &mut registry);
+        if let Some(g) = &config.gossip {
+            // Gossip needs a few rounds to find every store (and a WAN
+            // catalog a few more): until then answers warn and the node is
+            // not ready, rather than answering silently without them.
+            let settle = (g.interval * 5).max(Duration::from_secs(3));
+            handle.discovery_settles_at(std::time::Instant::now() + settle);
+        }
+        let ready_handle = handle.clone();
+        readiness.add("query", move || {
+            let h = ready_handle.clone();
+            async move { h.ready().await }.boxed()
+        });
+        Some(handle)
     } else {
         None
     };

@@ -54,6 +54,8 @@ pub struct QueryHandle {
     engine: Arc<Engine>,
     config: Arc<QueryConfig>,
     metrics: QueryMetrics,
+    /// While store discovery (gossip) has not settled: until when.
+    settling_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl QueryHandle {
@@ -82,6 +84,57 @@ impl QueryHandle {
             engine: Arc::new(engine),
             config: Arc::new(cfg),
             metrics,
+            settling_until: Arc::new(std::sync::Mutex::new(None)),
+        }
+    }
+
+    /// Store discovery (gossip) is still finding stores until `until`:
+    /// meanwhile answers carry a warning and [`QueryHandle::ready`] is false,
+    /// so a fresh querier never answers silently without stores it has not
+    /// heard of yet.
+    pub fn discovery_settles_at(&self, until: std::time::Instant) {
+        *self
+            .settling_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(until);
+    }
+
+    /// How long store discovery still settles, if it does.
+    pub fn discovery_settling(&self) -> Option<Duration> {
+        let mut g = self
+            .settling_until
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match *g {
+            Some(t) => match t.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => {
+                    *g = None;
+                    None
+                }
+            },
+            None => None,
+        }
+    }
+
+    /// Ready: discovery has settled and every known store was checked once.
+    pub async fn ready(&self) -> Result<(), String> {
+        if let Some(left) = self.discovery_settling() {
+            return Err(format!("store discovery settles in {left:?}"));
+        }
+        let stores = self.stores().await.map_err(|e| e.to_string())?;
+        match stores.iter().find(|s| s.last_check.is_none()) {
+            Some(s) => Err(format!("store {} not checked yet", s.name)),
+            None => Ok(()),
+        }
+    }
+
+    fn settling_warning(&self, out: &mut QueryOutput) {
+        if let Some(left) = self.discovery_settling() {
+            out.warnings.push(format!(
+                "store discovery has not settled yet ({}s left): stores not yet discovered are missing from this answer",
+                left.as_secs_f64().ceil()
+            ));
         }
     }
 
@@ -164,11 +217,14 @@ impl QueryHandle {
         let qo = QueryOptions {
             lookback_delta: opts.lookback_delta,
         };
-        self.with_timeout(
-            opts.timeout,
-            self.engine.query_instant(&source, query, time_ms, &qo),
-        )
-        .await
+        let mut out = self
+            .with_timeout(
+                opts.timeout,
+                self.engine.query_instant(&source, query, time_ms, &qo),
+            )
+            .await?;
+        self.settling_warning(&mut out);
+        Ok(out)
     }
 
     /// Runs a PromQL range query.
@@ -184,12 +240,15 @@ impl QueryHandle {
         let qo = QueryOptions {
             lookback_delta: opts.lookback_delta,
         };
-        self.with_timeout(
-            opts.timeout,
-            self.engine
-                .query_range(&source, query, start_ms, end_ms, step_ms, &qo),
-        )
-        .await
+        let mut out = self
+            .with_timeout(
+                opts.timeout,
+                self.engine
+                    .query_range(&source, query, start_ms, end_ms, step_ms, &qo),
+            )
+            .await?;
+        self.settling_warning(&mut out);
+        Ok(out)
     }
 
     /// Fills the defaults of a labels-side request: partial response from

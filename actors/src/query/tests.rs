@@ -815,3 +815,39 @@ async fn discovered_stores_join_leave_and_crashed_ones_keep_warning() {
     assert_eq!(set.len(), 1);
     assert!(set[0].departed.is_none());
 }
+
+#[actix_rt::test]
+async fn a_querier_still_discovering_stores_warns_and_is_not_ready() {
+    let store = serve(
+        vec![series(
+            &[("__name__", "up")],
+            samples(0, 100_000, SCRAPE, 1.0),
+        )],
+        ext(&[("cluster", "a")]),
+    )
+    .await;
+    let q = QueryHandle::start(
+        QueryConfig {
+            stores: vec![store.address()],
+            ..QueryConfig::default()
+        },
+        &mut Registry::default(),
+    );
+    q.check_stores_now().await.unwrap();
+    q.discovery_settles_at(Instant::now() + Duration::from_millis(400));
+    assert!(q.ready().await.unwrap_err().contains("discovery"));
+    let opts = RequestOptions {
+        dedup: true,
+        ..Default::default()
+    };
+    let out = q.query_instant("up", 60_000, &opts).await.unwrap();
+    assert!(
+        out.warnings.iter().any(|w| w.contains("has not settled")),
+        "{:?}",
+        out.warnings
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    q.ready().await.unwrap();
+    let out = q.query_instant("up", 60_000, &opts).await.unwrap();
+    assert!(out.warnings.is_empty(), "{:?}", out.warnings);
+}
