@@ -577,6 +577,7 @@ async fn episode(
                     client.clone(),
                     targets.clone(),
                     stores.len(),
+                    gossip.as_ref().map(|_| stores_of.clone()),
                     Duration::from_secs_f64(cfg.converge_bound_s * 3.0),
                 )),
             ));
@@ -852,8 +853,10 @@ fn departing_store(layout: &Layout, f: &crate::schedule::Fault) -> Option<(usize
     })
 }
 
-/// Seconds until `store` is gone from the querier's `/api/v1/stores`
-/// (`None` in the report when it was still listed when `within` ended).
+/// Seconds until `store` is gone from the querier's gossip view
+/// (`/api/v1/members`); `None` when it was still there when `within`
+/// ended. (The store set keeps a crashed store, unavailable and warned
+/// about, for a grace period after it leaves the view; that is by design.)
 async fn departure(
     client: reqwest::Client,
     base: String,
@@ -862,8 +865,8 @@ async fn departure(
 ) -> Option<f64> {
     let start = Instant::now();
     while start.elapsed() < within {
-        if let Some(names) = store_names(&client, &base).await
-            && !names.contains(&store)
+        if let Some(members) = member_stores(&client, &base).await
+            && !members.contains(&store)
         {
             return Some(start.elapsed().as_secs_f64());
         }
@@ -872,21 +875,27 @@ async fn departure(
     None
 }
 
-async fn store_names(client: &reqwest::Client, base: &str) -> Option<Vec<String>> {
+/// StoreAPI addresses of the live peers in a node's gossip view.
+async fn member_stores(client: &reqwest::Client, base: &str) -> Option<Vec<String>> {
     let r = client
-        .get(format!("{base}/api/v1/stores"))
+        .get(format!("{base}/api/v1/members"))
         .timeout(Duration::from_secs(2))
         .send()
         .await
         .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
     let v: Value = r.json_value().await?;
     Some(
-        v.get("data")?
-            .as_object()?
-            .values()
-            .filter_map(Value::as_array)
-            .flatten()
-            .filter_map(|s| s.get("name").and_then(Value::as_str).map(String::from))
+        v.pointer("/data/peers")?
+            .as_array()?
+            .iter()
+            .filter_map(|p| {
+                p.get("storeInternal")
+                    .and_then(Value::as_str)
+                    .map(String::from)
+            })
             .collect(),
     )
 }
@@ -897,15 +906,25 @@ async fn converge(
     client: reqwest::Client,
     targets: Vec<Target>,
     n: usize,
+    members: Option<BTreeMap<usize, Vec<String>>>,
     bound: Duration,
 ) -> Option<f64> {
     let start = Instant::now();
     while start.elapsed() < bound {
         let mut all = true;
-        for t in &targets {
+        for (c, t) in targets.iter().enumerate() {
             if healthy_stores(&client, &t.base_url).await != Some(n) {
                 all = false;
                 break;
+            }
+            if let Some(want) = members.as_ref().and_then(|m| m.get(&c)) {
+                let have = member_stores(&client, &t.base_url)
+                    .await
+                    .unwrap_or_default();
+                if !want.iter().all(|s| have.contains(s)) {
+                    all = false;
+                    break;
+                }
             }
         }
         if all {

@@ -67,7 +67,7 @@ pub fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         o,
-        "\n## Fault windows\n\n| # | fault | scheduled | applied | healed | store set converged after | left store set after | notes and errors |\n|---|---|---|---|---|---|---|---|"
+        "\n## Fault windows\n\n| # | fault | scheduled | applied | healed | store set converged after | left gossip view after | notes and errors |\n|---|---|---|---|---|---|---|---|"
     );
     for w in &r.windows {
         let f = |x: Option<f64>| x.map(|v| format!("{v:.1}s")).unwrap_or_else(|| "-".into());
