@@ -10,9 +10,9 @@ use skein_e2e::differential::queries::{
     Data, EVAL_OFFSET_MS, Expr, Ext, Query, Windows, generate, subset,
 };
 use skein_e2e::differential::runner::{Outcome, print_table, run_all, run_one, tally};
+use skein_e2e::differential::semantics::print_rules;
 use skein_e2e::differential::setup::Setup;
 use skein_e2e::promjson::QueryData;
-use skein_e2e::differential::semantics::print_rules;
 
 const DEFAULT_SEED: u64 = 42;
 

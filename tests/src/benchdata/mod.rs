@@ -49,7 +49,9 @@ pub const FAMILIES: [(&str, &str); 3] = [
 ];
 
 fn pairs(p: &[(&str, String)]) -> Vec<(String, String)> {
-    p.iter().map(|(k, v)| ((*k).to_string(), v.clone())).collect()
+    p.iter()
+        .map(|(k, v)| ((*k).to_string(), v.clone()))
+        .collect()
 }
 
 /// All units for `series` series (rounded down to a multiple of 100).
@@ -221,9 +223,9 @@ mod tests {
         }
         // Buckets are cumulative.
         let h = whole.iter().find(|per| per.len() == 10).unwrap();
-        for k in 0..10 {
-            for b in 1..10 {
-                assert!(h[b][k].1 >= h[b - 1][k].1);
+        for pair in h.windows(2) {
+            for (lo, hi) in pair[0].iter().zip(&pair[1]) {
+                assert!(hi.1 >= lo.1);
             }
         }
         let mut text = Vec::new();

@@ -92,7 +92,17 @@ fn cpu_model() -> String {
 fn mem_total() -> String {
     std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|s| s.lines().next().map(|l| l.replace("MemTotal:", "").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .next()
+                .map(|l| l.replace("MemTotal:", "").trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_default()
 }
 
@@ -114,7 +124,12 @@ fn to_query_data(v: &Value) -> anyhow::Result<QueryData> {
     Ok(match v {
         Value::Matrix(m) => QueryData::Matrix(
             m.iter()
-                .map(|s| (ls(&s.labels), s.samples.iter().map(|x| (x.t, x.v)).collect()))
+                .map(|s| {
+                    (
+                        ls(&s.labels),
+                        s.samples.iter().map(|x| (x.t, x.v)).collect(),
+                    )
+                })
                 .collect(),
         ),
         Value::Vector(m) => {
@@ -289,7 +304,12 @@ fn main() -> anyhow::Result<()> {
     let nproc = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
-    println!("machine: nproc {nproc}; CPU {}; RAM {}", cpu_model(), mem_total());
+    println!(
+        "machine: nproc {nproc}; CPU {}; RAM {}; load average {}",
+        cpu_model(),
+        mem_total(),
+        loadavg()
+    );
     println!("skein binary: {}", skein.display());
     if !skein.to_string_lossy().contains("release") || cfg!(debug_assertions) {
         println!("WARNING: not all release builds; figures are not representative");
@@ -319,7 +339,9 @@ fn main() -> anyhow::Result<()> {
     );
 
     // 2. Blocks, Prometheus, sidecar, querier.
-    let dir = tempfile::Builder::new().prefix("skein-bench-promql-").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("skein-bench-promql-")
+        .tempdir()?;
     let t0 = Instant::now();
     let pdir = dir.path().join("prometheus");
     write_blocks(seed, series, start, hours, &pdir, &pdir.join("data"))?;
@@ -442,6 +464,7 @@ fn main() -> anyhow::Result<()> {
         proc_field(&pid(querier.guard().pid()), "VmHWM:"),
         ef.vm_hwm
     );
+    println!("load average at the end: {}", loadavg());
     if checks.is_empty() {
         println!("answers: Skein (querier) and the engine alone equal Prometheus on every query");
     } else {

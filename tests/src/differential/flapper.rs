@@ -36,7 +36,7 @@ pub fn exposition(n: u64) -> String {
         "diff_live_gauge{{id=\"steady\"}} {}\n",
         n as f64 * 1.5
     ));
-    if (n / 3) % 2 == 0 {
+    if (n / 3).is_multiple_of(2) {
         s.push_str(&format!("diff_live_gauge{{id=\"flap\"}} {}\n", 100 + n));
     }
     s.push_str("# TYPE diff_live_requests_total counter\n");

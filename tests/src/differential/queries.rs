@@ -976,6 +976,101 @@ fn live() -> Vec<Gen> {
     ]
 }
 
+fn edge_cases() -> Vec<Gen> {
+    vec![
+        |r| {
+            let q = pick(
+                r,
+                &[
+                    "2 ^ 3 ^ 2",
+                    "vector(1) / 0",
+                    "vector(-1) / 0",
+                    "vector(0) / 0",
+                    "round(vector(-2.5))",
+                    "round(vector(2.5))",
+                    "round(vector(-0.5), 0.3)",
+                    "ln(vector(0))",
+                    "day_of_week(vector(-1))",
+                    "year(vector(1e10))",
+                    "days_in_month(vector(951782400))",
+                    "time() % 3600",
+                    "scalar(nonexistent_metric)",
+                    "sgn(vector(-0.0))",
+                ],
+            );
+            Expr::same(q.into(), Ext::Drop)
+        },
+        |r| {
+            let q = pick(
+                r,
+                &[
+                    "-gen_queue_depth ^ 2",
+                    "gen_queue_depth % -3",
+                    "-gen_temperature_celsius % 7",
+                    r#"{__name__=~"gen_(temperature_celsius|queue_depth)"}"#,
+                    r#"{job="api"}"#,
+                    r#"{__name__=~"gen_.*", job="db"} > 40"#,
+                    r#"gen_queue_depth{job=~"a.*|c.*", instance!~"host-1.*"}"#,
+                    r#"label_replace(gen_queue_depth, "__name__", "renamed_$1", "job", "(.*)")"#,
+                    r#"label_replace(gen_queue_depth, "whole", "[$0]", "instance", "host-(.)")"#,
+                    r#"label_join(gen_queue_depth, "instance", "+", "instance", "job")"#,
+                    "deriv(gen_build_info[5m])",
+                    "changes(gen_build_info[10m])",
+                    "resets(gen_request_duration_seconds_bucket[15m])",
+                    "rate(gen_ephemeral_jobs[5m])",
+                    "irate(gen_ephemeral_jobs[2m])",
+                    "timestamp(gen_queue_depth offset 5m)",
+                    "hour(gen_queue_depth)",
+                    r#"gen_queue_depth == bool 3"#,
+                    r#"histogram_quantile(0.5, rate(gen_request_duration_seconds_bucket{le!="+Inf"}[5m]))"#,
+                    r#"histogram_quantile(0.5, rate(gen_request_duration_seconds_bucket{le!="0.25"}[5m]))"#,
+                    r#"gen_temperature_celsius * ignoring(path) group_left gen_build_info"#,
+                    "topk(1, gen_ephemeral_jobs)",
+                    "stddev_over_time(gen_ephemeral_jobs[15m])",
+                ],
+            );
+            Expr::same(q.into(), Ext::Keep)
+        },
+        |r| {
+            let q = pick(
+                r,
+                &[
+                    r#"sum by (__name__) ({job="api"})"#,
+                    r#"count_values("v", gen_queue_depth / 0)"#,
+                    r#"count_values by (job) ("job", gen_queue_depth)"#,
+                    "quantile(0.5, gen_queue_depth / 0)",
+                    "max by (job) (sum without (code) (rate(gen_http_requests_total[5m])))",
+                    "avg by (job) (gen_temperature_celsius) * on(job) group_left count by (job) (gen_queue_depth)",
+                    "sort_desc(count_values(\"v\", gen_queue_depth))",
+                    "increase(sum(gen_http_requests_total)[30m:1m])",
+                    "max_over_time(rate(gen_http_requests_total[5m])[30m:1m] @ end())",
+                    "last_over_time(sum(gen_queue_depth)[1m:15s])",
+                    "predict_linear(sum(gen_temperature_celsius)[30m:1m], 600)",
+                    "absent_over_time(nonexistent_metric[5m:1m])",
+                    "stdvar by (job) (gen_temperature_celsius)",
+                    "sum(gen_queue_depth @ AT_LITERAL)",
+                    "count(gen_temperature_celsius @ AT_LITERAL offset 10m)",
+                ],
+            );
+            Expr::same(q.into(), Ext::Drop)
+        },
+        |r| {
+            let q = pick(
+                r,
+                &[
+                    r#"count_values without (instance) ("job", gen_queue_depth)"#,
+                    "gen_queue_depth @ AT_LITERAL",
+                    "rate(gen_http_requests_total[5m] @ AT_LITERAL)",
+                    "gen_temperature_celsius unless ignoring(job) gen_build_info",
+                    "gen_temperature_celsius and ignoring(path) gen_build_info",
+                    "quantile_over_time(0.5, gen_ephemeral_jobs[30m])",
+                ],
+            );
+            Expr::same(q.into(), Ext::Keep)
+        },
+    ]
+}
+
 /// Families: name, templates, data, how many queries to generate.
 fn families() -> Vec<(&'static str, Vec<Gen>, Data, usize)> {
     vec![
@@ -996,6 +1091,7 @@ fn families() -> Vec<(&'static str, Vec<Gen>, Data, usize)> {
         ("offset_at", offset_at(), Data::Blocks, 18),
         ("literals", literals(), Data::Blocks, 14),
         ("holt_winters", holt_winters(), Data::Blocks, 6),
+        ("edge_cases", edge_cases(), Data::Blocks, 40),
         ("live_staleness", live(), Data::Live, 24),
     ]
 }
@@ -1053,7 +1149,15 @@ pub fn generate(seed: u64, w: &Windows) -> Vec<Query> {
     for (family, gens, data, count) in families() {
         for i in 0..count {
             let g = gens[i % gens.len()];
-            let expr = g(&mut rng);
+            let mut expr = g(&mut rng);
+            if expr.prom.contains("AT_LITERAL") {
+                // An `@` time inside the data, 7.321 s after a slot like every evaluation time.
+                let (start, end) = w.blocks;
+                let k = rng.range_i64(30 * MIN / SLOT, (end - start) / SLOT - 1);
+                let at = crate::timefmt::secs_string(start + k * SLOT + EVAL_OFFSET_MS);
+                expr.prom = expr.prom.replace("AT_LITERAL", &at);
+                expr.skein = expr.skein.replace("AT_LITERAL", &at);
+            }
             let instant = i % 2 == 0 || (expr.ordered && i % 4 != 3);
             let eval = match data {
                 Data::Blocks => Some(block_eval(&mut rng, w.blocks, instant)),

@@ -36,8 +36,9 @@ pub const RULES: &[(&str, &str)] = &[
     ),
     (
         "topk/bottomk tie-breaking depends on input order (not specified)",
-        "topk/bottomk and sort only over values that practically never tie (rates, \
-         temperatures with 3 decimals); sort order is compared as the sequence of values",
+        "where topk/bottomk answers differ, they pass only if at every timestamp the points one \
+         side kept and the other did not carry equal values (printed as a note); sort order is \
+         compared as the sequence of values, so ties cannot matter",
     ),
     (
         "default subquery step: Prometheus' global evaluation_interval, Skein 1 m",
