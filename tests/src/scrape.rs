@@ -47,18 +47,6 @@ pub fn metric(client: &ApiClient, name: &str) -> anyhow::Result<f64> {
     Ok(metric_sum(&fetch(client)?, name).unwrap_or(0.0))
 }
 
-/// Like [`metric`], but also accepts the name with the `skein_` prefix doubled
-/// (`skein_skein_store_...`), which skein nodes emitted when these tests were
-/// written (node registry prefix + crate prefix). Waits use this so they do not
-/// all fail on that one naming bug; a separate assertion checks the documented
-/// name.
-pub fn metric_lenient(client: &ApiClient, name: &str) -> anyhow::Result<f64> {
-    let text = fetch(client)?;
-    Ok(metric_sum(&text, name)
-        .or_else(|| metric_sum(&text, &format!("skein_{name}")))
-        .unwrap_or(0.0))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

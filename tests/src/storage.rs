@@ -13,7 +13,7 @@ use crate::http::ApiClient;
 use crate::ports::free_addr;
 use crate::process::ProcessGuard;
 use crate::promjson::QueryData;
-use crate::scrape::metric_lenient;
+use crate::scrape::metric;
 use crate::skein::{SkeinNode, skein_bin};
 use crate::wait::{Poll, poll, poll_until};
 
@@ -188,7 +188,7 @@ pub fn wait_store_blocks(store: &SkeinNode, n: usize, timeout: Duration) -> anyh
         timeout,
         Duration::from_millis(200),
         || {
-            let loaded = metric_lenient(&store.client, "skein_store_blocks_loaded")?;
+            let loaded = metric(&store.client, "skein_store_blocks_loaded")?;
             if loaded as usize == n {
                 Ok(Some(()))
             } else {
@@ -205,7 +205,7 @@ pub fn wait_store_at_least(store: &SkeinNode, n: usize, timeout: Duration) -> an
         timeout,
         Duration::from_millis(200),
         || {
-            let loaded = metric_lenient(&store.client, "skein_store_blocks_loaded")?;
+            let loaded = metric(&store.client, "skein_store_blocks_loaded")?;
             if loaded as usize >= n {
                 Ok(Some(()))
             } else {

@@ -40,14 +40,10 @@ pub struct StoreWatch {
     handle: Option<JoinHandle<WatchReport>>,
 }
 
-fn value(text: &str, name: &str) -> Option<f64> {
-    metric_sum(text, name).or_else(|| metric_sum(text, &format!("skein_{name}")))
-}
-
 fn poll_once(store: &ApiClient, bucket: &TestBucket, r: &mut WatchReport) -> anyhow::Result<()> {
     let text = fetch(store)?;
-    let loaded = value(&text, "skein_store_blocks_loaded").unwrap_or(0.0) as usize;
-    let failures = value(&text, "skein_store_block_load_failures_total").unwrap_or(0.0);
+    let loaded = metric_sum(&text, "skein_store_blocks_loaded").unwrap_or(0.0) as usize;
+    let failures = metric_sum(&text, "skein_store_block_load_failures_total").unwrap_or(0.0);
     let dirs = bucket.fs_block_dirs()?;
     let complete = dirs.iter().filter(|(_, c)| *c).count();
     r.polls += 1;
