@@ -67,6 +67,7 @@ pub fn spec(name: &str, ns: &Netns, bin: &Path, config: &Path) -> Spec {
         args: vec!["-c".into(), config.display().to_string(), "server".into()],
         env: vec![("RUST_LOG".into(), "garage=warn".into())],
         ready_url: None,
+        under_test: false,
     }
 }
 

@@ -21,6 +21,9 @@ pub struct Spec {
     pub env: Vec<(String, String)>,
     /// Readiness URL (GET answers 200 when ready).
     pub ready_url: Option<String>,
+    /// Part of the system under test: a slow or unclean graceful stop is
+    /// recorded. Helpers (the S3 server) are only stopped.
+    pub under_test: bool,
 }
 
 /// What the harness last did to a process.
@@ -232,7 +235,7 @@ impl Procs {
                 Some(format!("did not exit within {grace:?} of SIGTERM"))
             }
         };
-        if let Some(status) = bad {
+        if let Some(status) = bad.filter(|_| p.spec.under_test) {
             self.crashes.push(Crash {
                 name: name.to_string(),
                 at_s: now,

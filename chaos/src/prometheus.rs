@@ -35,6 +35,7 @@ pub fn spec(name: &str, ns: &Netns, config: &Path, data_dir: &Path, listen: &str
         ],
         env: vec![],
         ready_url: Some(format!("http://{listen}/-/ready")),
+        under_test: true,
     }
 }
 
@@ -134,6 +135,7 @@ pub fn sidecar_spec(
             .collect(),
         env: vec![],
         ready_url: Some(format!("http://{addr}:10902/-/ready")),
+        under_test: true,
     }
 }
 
@@ -167,5 +169,6 @@ pub fn querier_spec(
         args,
         env: vec![],
         ready_url: Some(format!("http://{addr}:10902/-/ready")),
+        under_test: true,
     }
 }
