@@ -33,6 +33,11 @@ pub fn incoming(
                 },
                 _ = tx.closed() => return,
             };
+            // gRPC answers are several small writes: without TCP_NODELAY, Nagle holds
+            // them back until the peer's delayed ACK (~40 ms per answer).
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+            }
             let acceptor = TlsAcceptor::from(tls.server_config());
             let tx = tx.clone();
             let tls = tls.clone();
