@@ -145,6 +145,30 @@ fn controls(setup: &Setup) {
     sorted.expr.ordered = true;
     assert!(matches!(run_one(setup, &sorted), Outcome::Mismatch(_)));
 
+    // Rule 1 shown, not assumed: a subquery evaluated at a time on its own
+    // step grid has a point exactly on its range start; Prometheus 2.42 counts
+    // it (closed range), Skein does not (left-open, as Prometheus 3).
+    let on_grid = (start + 3_600_000) / 60_000 * 60_000;
+    let count = |c: &skein_e2e::http::ApiClient| match c
+        .query(
+            r#"count_over_time(gen_queue_depth{job="api",instance="host-0:9100"}[30m:30s])"#,
+            on_grid,
+        )
+        .expect("subquery count")
+    {
+        QueryData::Vector(m) => m.values().next().map(|p| p.1).unwrap_or(f64::NAN),
+        other => panic!("not a vector: {other:?}"),
+    };
+    let (p, s) = (count(&setup.prometheus), count(&setup.querier.client));
+    assert_eq!(
+        (p, s),
+        (61.0, 60.0),
+        "subquery boundary: Prometheus 2.42 should count 61 points, Skein (3 semantics) 60"
+    );
+    println!(
+        "rule 1 shown: a [30m:30s] subquery on its step grid has {p} points in Prometheus 2.42, {s} in Skein"
+    );
+
     // Staleness: the flapping series has holes far shorter than the 5 m
     // lookback (only staleness markers end it early), and Skein agrees.
     let (times, step) = setup.live_times();

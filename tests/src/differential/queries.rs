@@ -1043,7 +1043,6 @@ fn edge_cases() -> Vec<Gen> {
                     "avg by (job) (gen_temperature_celsius) * on(job) group_left count by (job) (gen_queue_depth)",
                     "sort_desc(count_values(\"v\", gen_queue_depth))",
                     "increase(sum(gen_http_requests_total)[30m:1m])",
-                    "max_over_time(rate(gen_http_requests_total[5m])[30m:1m] @ end())",
                     "last_over_time(sum(gen_queue_depth)[1m:15s])",
                     "predict_linear(sum(gen_temperature_celsius)[30m:1m], 600)",
                     "absent_over_time(nonexistent_metric[5m:1m])",
@@ -1059,6 +1058,7 @@ fn edge_cases() -> Vec<Gen> {
                 r,
                 &[
                     r#"count_values without (instance) ("job", gen_queue_depth)"#,
+                    "max_over_time(rate(gen_http_requests_total[5m])[30m:1m] @ end())",
                     "gen_queue_depth @ AT_LITERAL",
                     "rate(gen_http_requests_total[5m] @ AT_LITERAL)",
                     "gen_temperature_celsius unless ignoring(job) gen_build_info",
@@ -1069,6 +1069,98 @@ fn edge_cases() -> Vec<Gen> {
             Expr::same(q.into(), Ext::Keep)
         },
     ]
+}
+
+/// A random nested instant-vector expression of at most `depth` levels, and
+/// whether its series keep the source labels (and so the external labels).
+fn nested(r: &mut XorShift64, depth: u32) -> (String, bool) {
+    if depth == 0 || r.range_i64(0, 5) == 0 {
+        return match r.range_i64(0, 2) {
+            0 => (pick(r, &GAUGES[..2]).to_string(), true),
+            1 => (
+                format!(
+                    "{}({}[{}])",
+                    pick(r, &["rate", "increase", "irate"]),
+                    pick(r, &COUNTERS[..2]),
+                    pick(r, RANGES)
+                ),
+                true,
+            ),
+            _ => (
+                format!(
+                    "{}_over_time({}[{}])",
+                    pick(r, &["avg", "max", "min", "last", "stddev"]),
+                    pick(r, &GAUGES[..2]),
+                    pick(r, RANGES)
+                ),
+                true,
+            ),
+        };
+    }
+    let (x, ext) = nested(r, depth - 1);
+    match r.range_i64(0, 10) {
+        0 => (format!("{} by (job) ({x})", pick(r, AGGS)), false),
+        1 => (format!("{} without (instance) ({x})", pick(r, AGGS)), ext),
+        2 => (
+            format!("{}({x})", pick(r, &["abs", "ceil", "sqrt", "exp", "sgn"])),
+            ext,
+        ),
+        3 => (
+            format!("({x}) {} {}", pick(r, ARITH), pick(r, &["2", "0.5", "-3"])),
+            ext,
+        ),
+        4 => (
+            format!(
+                "({x}) {} {}",
+                pick(r, CMPS),
+                pick(r, &["1", "20", "bool 10"])
+            ),
+            ext,
+        ),
+        // No subquery inside a subquery (see semantics rule 1).
+        5 if !x.contains(":") => (
+            format!(
+                "{}(({x})[{}:{}])",
+                pick(
+                    r,
+                    &["max_over_time", "avg_over_time", "rate", "deriv", "changes"]
+                ),
+                pick(r, SUB_RANGES),
+                pick(r, SUB_STEPS)
+            ),
+            ext,
+        ),
+        6 => {
+            let (y, _) = nested(r, depth - 1);
+            (
+                format!("({x}) {} scalar(sum({y}))", pick(r, &["+", "*", "/"])),
+                ext,
+            )
+        }
+        7 => (
+            format!(r#"label_replace({x}, "tag", "t-$1", "job", "(.*)")"#),
+            ext,
+        ),
+        8 => {
+            // Set operators match on all labels: both sides must carry the
+            // external labels, or neither, for Prometheus' answer to apply.
+            let (y, ext_y) = nested(r, depth - 1);
+            if ext_y == ext {
+                (format!("({x}) {} ({y})", pick(r, &["and", "unless"])), ext)
+            } else {
+                (format!("-({x})"), ext)
+            }
+        }
+        9 => (format!("timestamp({x})"), ext),
+        _ => (format!("-({x})"), ext),
+    }
+}
+
+fn random_nested() -> Vec<Gen> {
+    vec![|r| {
+        let (q, ext) = nested(r, 4);
+        Expr::same(q, if ext { Ext::Keep } else { Ext::Drop })
+    }]
 }
 
 /// Families: name, templates, data, how many queries to generate.
@@ -1092,6 +1184,7 @@ fn families() -> Vec<(&'static str, Vec<Gen>, Data, usize)> {
         ("literals", literals(), Data::Blocks, 14),
         ("holt_winters", holt_winters(), Data::Blocks, 6),
         ("edge_cases", edge_cases(), Data::Blocks, 40),
+        ("random_nested", random_nested(), Data::Blocks, 50),
         ("live_staleness", live(), Data::Live, 24),
     ]
 }

@@ -11,7 +11,9 @@ pub const RULES: &[(&str, &str)] = &[
         "generated samples sit on whole seconds 1-4 s after each 15 s slot; every evaluation \
          time is 7.321 s after a slot and every range/offset is whole seconds, so t-r never hits \
          a sample; subquery steps and ranges inside subqueries are multiples of 15 s, so inner \
-         evaluation times (on the step grid) and their windows miss samples too; live-scraped \
+         evaluation times (on the step grid) and their windows miss samples too; no subquery is \
+         nested in another (the inner one, evaluated on the outer step grid, would have a point \
+         exactly on its range start, which 2.42 counts and 3 does not); live-scraped \
          data: evaluation times are checked against every scrape timestamp (minus each range, \
          offset and the lookback) and queries that come within 50 ms are skipped",
     ),
