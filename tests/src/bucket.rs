@@ -119,6 +119,20 @@ impl TestBucket {
         Ok(VerifyOutcome { ok, stdout, stderr })
     }
 
+    /// Every block of the bucket as (ULID, complete = has meta.json): read from
+    /// the directory for FILESYSTEM buckets, from `skein tools bucket ls`
+    /// otherwise.
+    pub fn block_states(&self) -> anyhow::Result<Vec<(String, bool)>> {
+        if self.fs_root.is_some() {
+            return self.fs_block_dirs();
+        }
+        Ok(self
+            .ls()?
+            .into_iter()
+            .map(|b| (b.id, b.state != "partial"))
+            .collect())
+    }
+
     /// The block dirs directly under the FILESYSTEM root: (ULID, has meta.json).
     /// Fails for other bucket kinds.
     pub fn fs_block_dirs(&self) -> anyhow::Result<Vec<(String, bool)>> {

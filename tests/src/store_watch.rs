@@ -1,4 +1,4 @@
-//! Watching a store node while its FILESYSTEM bucket changes underneath it (a
+//! Watching a store node while its bucket changes underneath it (a
 //! sidecar uploading, crashing, restarting): the store must never serve a block
 //! that is not complete in the bucket, and must never fail to load one.
 //!
@@ -44,7 +44,7 @@ fn poll_once(store: &ApiClient, bucket: &TestBucket, r: &mut WatchReport) -> any
     let text = fetch(store)?;
     let loaded = metric_sum(&text, "skein_store_blocks_loaded").unwrap_or(0.0) as usize;
     let failures = metric_sum(&text, "skein_store_block_load_failures_total").unwrap_or(0.0);
-    let dirs = bucket.fs_block_dirs()?;
+    let dirs = bucket.block_states()?;
     let complete = dirs.iter().filter(|(_, c)| *c).count();
     r.polls += 1;
     if dirs.iter().any(|(_, c)| !c) {

@@ -340,12 +340,27 @@ struct KillPoint {
 #[test]
 fn sidecar_killed_while_shipping_ships_every_block_once() {
     let _serial = serial();
+    crash_while_shipping(|dir| TestBucket::filesystem(dir, "bucket").map(Some));
+}
+
+/// The same crash test against a Garage S3 bucket (block states from
+/// `skein tools bucket ls`).
+#[test]
+fn sidecar_killed_while_shipping_to_garage_ships_every_block_once() {
+    let _serial = serial();
+    crash_while_shipping(TestBucket::garage);
+}
+
+fn crash_while_shipping(make_bucket: impl FnOnce(&Path) -> anyhow::Result<Option<TestBucket>>) {
     let tmp = tempfile::Builder::new()
         .prefix("skein-e2e-crash-")
         .tempdir()
         .unwrap();
     let dir = tmp.path();
-    let bucket = Arc::new(TestBucket::filesystem(dir, "bucket").unwrap());
+    let Some(bucket) = make_bucket(dir).unwrap() else {
+        return;
+    };
+    let bucket = Arc::new(bucket);
     let cluster = big_cluster(dir, 24, 1000);
     let data_dir = cluster.prometheus.data_dir.clone();
     let blocks = blocks_to_ship(&data_dir).unwrap();
@@ -365,7 +380,7 @@ fn sidecar_killed_while_shipping_ships_every_block_once() {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(1);
     let mut rng = XorShift64::new(seed);
-    println!("crash test: {n} blocks, kill seed {seed}");
+    println!("crash test ({}): {n} blocks, kill seed {seed}", bucket.kind);
     let sidecar_args = {
         let mut a = vec![
             "--roles".to_string(),
@@ -378,12 +393,20 @@ fn sidecar_killed_while_shipping_ships_every_block_once() {
     };
     let mut kills: Vec<KillPoint> = Vec::new();
     for attempt in 0..4 {
-        let dirs_now = bucket.fs_block_dirs().unwrap().len();
+        let dirs_now = bucket.block_states().unwrap().len();
         if dirs_now + 1 >= n {
             break;
         }
-        // Kill once one more block dir exists than now, up to n - 1 (some, never all).
+        // Kill once `target` blocks are (being) uploaded: more than now, at most
+        // n - 1 (some, never all). FILESYSTEM: watch the bucket directory itself
+        // (1 ms polls). S3: a listing through the tool takes longer than an
+        // upload, so watch the sidecar's own object-store writes (per block:
+        // chunks/000001, index, meta.json, each counted when it starts) and kill
+        // when the index write of the target block has started: its chunks are
+        // in the bucket, its meta.json is not.
         let target = rng.range_i64(dirs_now as i64 + 1, n as i64 - 1) as usize;
+        let writes_at_kill = 3 * (target - dirs_now - 1) + 2;
+        let fs = bucket.fs_root.is_some();
         let mut node = spawn_node(dir, &format!("sidecar-{attempt}"), &sidecar_args).unwrap();
         let at = poll(
             "the bucket to reach the kill point",
@@ -396,16 +419,39 @@ fn sidecar_killed_while_shipping_ships_every_block_once() {
                         node.guard.log_tail(20)
                     ));
                 }
-                match bucket.fs_block_dirs() {
-                    Ok(d) if d.len() >= target => Poll::Ready(()),
-                    Ok(d) => Poll::Pending(format!("{} block dirs", d.len())),
+                if fs {
+                    return match bucket.block_states() {
+                        Ok(d) if d.len() >= target => Poll::Ready(()),
+                        Ok(d) => Poll::Pending(format!("{} block dirs", d.len())),
+                        Err(e) => Poll::Pending(format!("{e:#}")),
+                    };
+                }
+                match fetch(&node.client) {
+                    Ok(text) => {
+                        let writes: f64 = ["upload", "put"]
+                            .iter()
+                            .filter_map(|op| {
+                                metric_sum(
+                                    &text,
+                                    &format!(
+                                        "skein_objstore_operations_total{{operation=\"{op}\"}}"
+                                    ),
+                                )
+                            })
+                            .sum();
+                        if writes as usize >= writes_at_kill {
+                            Poll::Ready(())
+                        } else {
+                            Poll::Pending(format!("{writes} object writes"))
+                        }
+                    }
                     Err(e) => Poll::Pending(format!("{e:#}")),
                 }
             },
         );
         node.guard.kill();
         at.unwrap();
-        let d = bucket.fs_block_dirs().unwrap();
+        let d = bucket.block_states().unwrap();
         let kp = KillPoint {
             target_dirs: target,
             dirs: d.len(),
@@ -413,7 +459,7 @@ fn sidecar_killed_while_shipping_ships_every_block_once() {
             partial: d.iter().any(|(_, c)| !c),
         };
         println!(
-            "attempt {attempt}: SIGKILL once {} block dirs existed: {} dirs, {} complete, partial block present: {}",
+            "attempt {attempt}: SIGKILL at kill point {}: {} block dirs, {} complete, partial block present: {}",
             kp.target_dirs, kp.dirs, kp.complete, kp.partial
         );
         // The record is rewritten atomically: it always parses.
@@ -456,7 +502,7 @@ fn sidecar_killed_while_shipping_ships_every_block_once() {
     for b in &listed {
         assert_eq!(b.state, "complete", "{}", b.line);
     }
-    for (id, complete) in bucket.fs_block_dirs().unwrap() {
+    for (id, complete) in bucket.block_states().unwrap() {
         assert!(complete, "{id} has no meta.json");
     }
     let v = bucket.verify(&[]).unwrap();
