@@ -1122,9 +1122,16 @@ fn nested(r: &mut XorShift64, depth: u32) -> (String, bool) {
         5 if !x.contains(":") => (
             format!(
                 "{}(({x})[{}:{}])",
+                // No rate()/increase() over subqueries that may have gaps (rule 3).
                 pick(
                     r,
-                    &["max_over_time", "avg_over_time", "rate", "deriv", "changes"]
+                    &[
+                        "max_over_time",
+                        "avg_over_time",
+                        "delta",
+                        "deriv",
+                        "changes"
+                    ]
                 ),
                 pick(r, SUB_RANGES),
                 pick(r, SUB_STEPS)
