@@ -225,7 +225,10 @@ impl StoreSetActor {
             added += 1;
         }
         if departed > 0 {
-            tracing::info!(departed, "stores left the gossip view; checking whether they still answer");
+            tracing::info!(
+                departed,
+                "stores left the gossip view; checking whether they still answer"
+            );
         }
         let changed = added > 0 || departed > 0 || returned > 0;
         if changed {
@@ -243,10 +246,19 @@ impl StoreSetActor {
             .retain(|s| !(s.departed.is_some() && s.healthy && s.last_check >= s.departed));
         let gone = before - self.stores.len();
         if gone > 0 {
-            tracing::info!(gone, "stores that left gracefully removed from the store set");
+            tracing::info!(
+                gone,
+                "stores that left gracefully removed from the store set"
+            );
         }
-        if self.stores.iter().any(|s| s.departed.is_some() && !s.healthy) {
-            tracing::warn!("failing stores left the gossip view; their data is reported missing for a while");
+        if self
+            .stores
+            .iter()
+            .any(|s| s.departed.is_some() && !s.healthy)
+        {
+            tracing::warn!(
+                "failing stores left the gossip view; their data is reported missing for a while"
+            );
         }
     }
 
