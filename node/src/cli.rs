@@ -325,6 +325,17 @@ pub struct NodeArgs {
     )]
     pub query_stores: Vec<String>,
 
+    /// File of StoreAPI endpoints (one host:port per line, or Thanos file
+    /// SD YAML/JSON), re-read when it changes. Repeatable.
+    /// [config: query.store_files]
+    #[arg(
+        long = "query.store-file",
+        env = "SKEIN_QUERY_STORE_FILES",
+        value_delimiter = ',',
+        value_name = "FILE"
+    )]
+    pub query_store_files: Vec<String>,
+
     /// Label that tells HA replicas apart; removed for deduplication.
     /// Repeatable. [config: query.replica_labels] [default: replica]
     #[arg(
@@ -449,6 +460,7 @@ impl NodeArgs {
             sidecar_refresh_interval: None,
             sidecar_request_timeout: None,
             query_stores: vec![],
+            query_store_files: vec![],
             query_replica_labels: vec![],
             query_lookback_delta: None,
             query_timeout: None,
@@ -615,6 +627,10 @@ impl NodeArgs {
         };
         let query = QuerySettings {
             stores: pick(&self.query_stores, fq.stores, vec![]),
+            store_files: pick(&self.query_store_files, fq.store_files, vec![])
+                .into_iter()
+                .map(std::path::PathBuf::from)
+                .collect(),
             replica_labels: pick(
                 &self.query_replica_labels,
                 fq.replica_labels,
@@ -767,7 +783,8 @@ impl NodeArgs {
 
         let needs_grpc = roles.contains(&Role::Sidecar)
             || roles.contains(&Role::Store)
-            || (roles.contains(&Role::Query) && !query.stores.is_empty());
+            || (roles.contains(&Role::Query)
+                && (!query.stores.is_empty() || !query.store_files.is_empty()));
         if tls.is_none() && needs_grpc && !dev {
             return Err(ConfigError::Invalid {
                 key: "tls",

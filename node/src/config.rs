@@ -127,6 +127,7 @@ pub struct FileSidecar {
 #[serde(deny_unknown_fields)]
 pub struct FileQuery {
     pub stores: Option<Vec<String>>,
+    pub store_files: Option<Vec<String>>,
     pub replica_labels: Option<Vec<String>>,
     pub lookback_delta: Option<String>,
     pub timeout: Option<String>,
@@ -234,6 +235,8 @@ pub struct SidecarSettings {
 #[derive(Clone, Debug)]
 pub struct QuerySettings {
     pub stores: Vec<String>,
+    /// Watched files of StoreAPI endpoints.
+    pub store_files: Vec<std::path::PathBuf>,
     pub replica_labels: Vec<String>,
     pub lookback_delta: Duration,
     pub timeout: Duration,

@@ -3,6 +3,7 @@
 mod api;
 mod cli;
 mod config;
+mod filesd;
 mod gossip;
 mod grpc;
 mod http;

@@ -243,6 +243,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
             let settle = (g.interval * 5).max(Duration::from_secs(3));
             handle.discovery_settles_at(std::time::Instant::now() + settle);
         }
+        if !q.store_files.is_empty() {
+            crate::filesd::watch(
+                q.store_files.clone(),
+                handle.clone(),
+                Duration::from_secs(5),
+            );
+        }
         let ready_handle = handle.clone();
         readiness.add("query", move || {
             let h = ready_handle.clone();

@@ -159,6 +159,12 @@ impl QueryHandle {
         self.store_set.do_send(SetDiscovered(cands));
     }
 
+    /// Replaces the stores one discovery source found (e.g. `"file"`);
+    /// the set holds the union of all sources plus the configured stores.
+    pub fn set_source(&self, source: &'static str, cands: Vec<Candidate>) {
+        self.store_set.do_send(store_set::SetSource(source, cands));
+    }
+
     /// Checks every store now and returns the updated set.
     pub async fn check_stores_now(&self) -> Result<Arc<Vec<StoreStatus>>, FanoutError> {
         self.store_set

@@ -118,6 +118,8 @@ pub struct StoreSetActor {
     info_interval: Duration,
     info_timeout: Duration,
     round_in_flight: bool,
+    /// The latest candidates of each discovery source (gossip, files).
+    sources: std::collections::BTreeMap<&'static str, Vec<Candidate>>,
 }
 
 impl StoreSetActor {
@@ -148,6 +150,7 @@ impl StoreSetActor {
             info_interval,
             info_timeout,
             round_in_flight: false,
+            sources: Default::default(),
         }
     }
 
@@ -340,7 +343,7 @@ pub struct Candidate {
     pub node_id: String,
 }
 
-/// Replaces the discovered part of the store set.
+/// Replaces what gossip discovered (see [`SetSource`]).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SetDiscovered(pub Vec<Candidate>);
@@ -349,7 +352,25 @@ impl Handler<SetDiscovered> for StoreSetActor {
     type Result = ();
 
     fn handle(&mut self, msg: SetDiscovered, ctx: &mut Context<Self>) {
-        let changed = self.set_discovered(msg.0);
+        self.handle(SetSource("gossip", msg.0), ctx);
+    }
+}
+
+/// Replaces the candidates of one discovery source (`gossip`, `file`);
+/// the discovered part of the set is the union of every source's.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetSource(pub &'static str, pub Vec<Candidate>);
+
+impl Handler<SetSource> for StoreSetActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SetSource, ctx: &mut Context<Self>) {
+        self.sources.insert(msg.0, msg.1);
+        let mut union: Vec<Candidate> = self.sources.values().flatten().cloned().collect();
+        union.sort_by(|a, b| (&a.address, &a.server_name).cmp(&(&b.address, &b.server_name)));
+        union.dedup_by(|a, b| a.address == b.address && a.server_name == b.server_name);
+        let changed = self.set_discovered(union);
         // Check newcomers and leavers now rather than at the next interval.
         if changed || self.stores.iter().any(|s| s.last_check.is_none()) {
             let round = self.check_round();

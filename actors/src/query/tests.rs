@@ -851,3 +851,38 @@ async fn a_querier_still_discovering_stores_warns_and_is_not_ready() {
     let out = q.query_instant("up", 60_000, &opts).await.unwrap();
     assert!(out.warnings.is_empty(), "{:?}", out.warnings);
 }
+
+#[actix_rt::test]
+async fn discovery_sources_are_united_and_replaced_one_by_one() {
+    use super::store_set::{Candidate, CheckNow, SetSource, StoreSetActor};
+    use actix::Actor;
+
+    let a = serve(vec![], ext(&[("cluster", "a")])).await;
+    let b = serve(vec![], ext(&[("cluster", "b")])).await;
+    let cand = |s: &RunningStore| Candidate {
+        address: s.address(),
+        server_name: None,
+        node_id: s.address(),
+    };
+    let actor = StoreSetActor::new(&[], Duration::from_secs(60), Duration::from_secs(2)).start();
+    actor
+        .send(SetSource("gossip", vec![cand(&a)]))
+        .await
+        .unwrap();
+    actor.send(SetSource("file", vec![cand(&b)])).await.unwrap();
+    let names = |set: &[StoreStatus]| {
+        let mut v: Vec<String> = set.iter().map(|s| s.name.clone()).collect();
+        v.sort();
+        v
+    };
+    let mut both = vec![a.address(), b.address()];
+    both.sort();
+    assert_eq!(names(&actor.send(CheckNow).await.unwrap()), both);
+    // The file now lists nothing: only its store goes (it still answers,
+    // so it left gracefully); gossip's stays.
+    actor.send(SetSource("file", vec![])).await.unwrap();
+    assert_eq!(
+        names(&actor.send(CheckNow).await.unwrap()),
+        vec![a.address()]
+    );
+}
