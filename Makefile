@@ -38,8 +38,13 @@ conformance: deps build
 	$(CARGO) test -p skein-promql --test conformance -- --nocapture
 	DIFFERENTIAL_FULL=1 $(CARGO) test -p skein-e2e --test differential -- --nocapture
 
+# Ratios against Prometheus measured in the same run: the querier's overhead
+# (querier -> sidecars -> Prometheus), the PromQL engine (10k series x 24h),
+# and the store on shipped blocks (throughput, latency, memory per series).
 bench: deps release
 	SKEIN_BIN=$(CURDIR)/target/release/skein $(CARGO) run --release -p skein-e2e --bin bench_querier_overhead
+	SKEIN_BIN=$(CURDIR)/target/release/skein $(CARGO) run --release -p skein-e2e --bin bench_promql
+	SKEIN_BIN=$(CURDIR)/target/release/skein $(CARGO) run --release -p skein-e2e --bin bench_store
 
 # A full fault-injection schedule (10 minutes) with its report in chaos-report/.
 chaos: deps build
