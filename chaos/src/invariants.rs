@@ -320,7 +320,9 @@ fn gossip_invariant(f: &Facts) -> Invariant {
             "{} of {} killed/isolated sidecars left their querier's gossip view before the heal; departure p50 {:.1}s max {:.1}s (bound {:.0}s){}",
             left.len(),
             watched.len(),
-            left.get(left.len().saturating_sub(1) / 2).copied().unwrap_or(0.0),
+            left.get(left.len().saturating_sub(1) / 2)
+                .copied()
+                .unwrap_or(0.0),
             left.last().copied().unwrap_or(0.0),
             f.converge_bound_s,
             if slow.is_empty() {
