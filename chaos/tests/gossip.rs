@@ -1,7 +1,7 @@
-//! A seeded episode with LAN gossip discovery. Ignored until finding F1
-//! (/work/notes/chaos-findings.md) is fixed: a freshly started querier
-//! answers without its own cluster, and without a warning, until its first
-//! gossip view arrives. Run with `cargo test -p skein-chaos --test gossip -- --ignored`.
+//! A seeded episode with LAN gossip discovery inside each cluster. It
+//! caught finding F1 (/work/notes/chaos-findings.md): a freshly started
+//! querier answered without its own cluster, and without a warning, until
+//! its first gossip view arrived (fixed in c046f04).
 
 mod support;
 
@@ -12,7 +12,6 @@ use skein_chaos::invariants::Verdict;
 use skein_chaos::schedule::Pace;
 
 #[test]
-#[ignore = "fails on finding F1: querier answers before gossip discovery, silently partial"]
 fn gossip_episode_passes_every_invariant() {
     support::require_root();
     let out = support::out_dir("gossip");
