@@ -10,6 +10,7 @@ pub mod harness;
 pub mod invariants;
 pub mod nemesis;
 pub mod oracle;
+pub mod probes;
 pub mod procs;
 pub mod prometheus;
 pub mod report;
