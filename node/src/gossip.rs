@@ -177,14 +177,11 @@ pub fn feed_store_set(
     tokio::spawn(async move {
         loop {
             let peers = rx.borrow_and_update().clone();
-            let mut cands: Vec<_> = peers
+            // The store set unites and dedups the sources' candidates.
+            let cands: Vec<_> = peers
                 .iter()
                 .filter_map(|p| candidate_for(my_cluster.as_deref(), p))
                 .collect();
-            // A store is its address and its TLS server name: behind an
-            // SNI-routing ingress several share one address.
-            cands.sort_by(|a, b| (&a.address, &a.server_name).cmp(&(&b.address, &b.server_name)));
-            cands.dedup_by(|a, b| a.address == b.address && a.server_name == b.server_name);
             tracing::debug!(stores = cands.len(), "gossip view changed");
             query.set_discovered(cands);
             if rx.changed().await.is_err() {
