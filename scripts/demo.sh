@@ -20,6 +20,7 @@ cleanup() {
     for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
     echo "stopped; logs and data are in $BASE"
+    stopped=1
 }
 trap cleanup INT TERM EXIT
 
@@ -117,4 +118,5 @@ Logs: $BASE/*.log, $BASE/*/*.log. Ctrl-C stops everything.
 TXT
 
 wait -n "${pids[@]}" || true
-echo "a demo process exited; see the logs in $BASE" >&2
+# Reached after Ctrl-C too (the trap has then stopped everything already).
+[ -n "${stopped:-}" ] || echo "a demo process exited; see the logs in $BASE" >&2
