@@ -33,7 +33,9 @@ rm -rf "$BASE"; mkdir -p "$BASE"
 
 # Mutual TLS on every gRPC link and sealed gossip, as in production: a
 # development CA with one certificate per node, and a gossip keyring.
-"$SKEIN" tools certs --out "$BASE/certs" --node sidecar-eu1=127.0.0.1,localhost \
+# Each certificate names its node's identity (spiffe://skein/cluster/demo/node/NAME),
+# which the querier requires of stores it finds by gossip.
+"$SKEIN" tools certs --out "$BASE/certs" --cluster demo --node sidecar-eu1=127.0.0.1,localhost \
     --node sidecar-us1=127.0.0.1,localhost --node query=127.0.0.1,localhost >/dev/null
 "$SKEIN" tools gossip-key > "$BASE/gossip.keyring"
 tls() { # node name

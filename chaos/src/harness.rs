@@ -255,13 +255,20 @@ async fn episode(
     let mut cert_nodes: Vec<(String, String)> = layout
         .pods
         .iter()
-        .map(|((c, r), (_, addr))| (Layout::sidecar(*c, *r), addr.clone()))
+        .map(|((c, r), (_, addr))| {
+            // NAME@CLUSTER: the certificate names the node's identity, which
+            // gossip-discovered stores must present.
+            (
+                format!("{}@c{}", Layout::sidecar(*c, *r), c + 1),
+                addr.clone(),
+            )
+        })
         .collect();
     cert_nodes.extend(
         layout
             .queriers
             .iter()
-            .map(|(c, (_, addr))| (Layout::querier(*c), addr.clone())),
+            .map(|(c, (_, addr))| (format!("{}@c{}", Layout::querier(*c), c + 1), addr.clone())),
     );
     let (sec, sec_note) = {
         let (skein, dir) = (cfg.skein.clone(), cfg.out_dir.join("tls"));

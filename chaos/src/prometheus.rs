@@ -65,8 +65,8 @@ pub enum Security {
 }
 
 impl Security {
-    /// Issues a development CA and one certificate per `(name, ip)` with
-    /// `skein tools certs`; falls back to `--dev` when that is missing.
+    /// Issues a development CA and one certificate per `(name[@cluster], ip)`
+    /// with `skein tools certs`; falls back to `--dev` when that is missing.
     pub fn issue(skein: &Path, dir: &Path, nodes: &[(String, String)]) -> (Security, String) {
         let mut cmd = std::process::Command::new(skein);
         cmd.args(["tools", "certs", "--out"]).arg(dir);

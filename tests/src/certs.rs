@@ -16,7 +16,9 @@ pub struct CertDir {
 }
 
 impl CertDir {
-    /// `skein tools certs --out <dir> --node <name>=127.0.0.1,localhost ...`.
+    /// `skein tools certs --out <dir> --node <name>=127.0.0.1,localhost ...`;
+    /// a node given as `name@cluster` gets the identity of that cluster
+    /// (federation `skein`), which gossip-discovered stores need.
     pub fn create(dir: &Path, nodes: &[&str], scratch: &Path) -> anyhow::Result<Self> {
         let mut cmd = Command::new(skein_bin()?);
         cmd.args(["tools", "certs", "--out"]).arg(dir);

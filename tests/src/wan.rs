@@ -49,18 +49,23 @@ pub fn skein_tool(args: &[String], scratch: &Path) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// `skein tools certs` for nodes given as (name, IP): the name and the IP
-/// are the certificate's SANs. Returns the directory.
+/// The federation every node of these tests belongs to.
+pub const FEDERATION: &str = "e2e";
+
+/// `skein tools certs` for nodes given as (name, cluster, IP): the name and
+/// the IP are the certificate's SANs, and it names the identity
+/// `spiffe://e2e/cluster/<cluster>/node/<name>`. Returns the directory.
 pub fn make_certs(
     dir: &Path,
-    nodes: &[(&str, Ipv4Addr)],
+    nodes: &[(&str, &str, Ipv4Addr)],
     scratch: &Path,
 ) -> anyhow::Result<PathBuf> {
     let mut args: Vec<String> = vec!["tools".into(), "certs".into(), "--out".into()];
     args.push(dir.display().to_string());
-    for (name, ip) in nodes {
+    args.extend(["--federation".into(), FEDERATION.into()]);
+    for (name, cluster, ip) in nodes {
         args.push("--node".into());
-        args.push(format!("{name}={ip}"));
+        args.push(format!("{name}@{cluster}={ip}"));
     }
     skein_tool(&args, scratch)?;
     Ok(dir.to_path_buf())
@@ -123,7 +128,7 @@ impl Node {
             "--cluster".into(),
             spec.cluster.into(),
             "--federation".into(),
-            "e2e".into(),
+            FEDERATION.into(),
             "--grpc-address".into(),
             grpc.to_string(),
             "--http-address".into(),

@@ -161,12 +161,13 @@ fn three_clusters_federate_over_one_wan_seed() {
         .unwrap();
     let dir = work.path();
 
-    // Certificates (name and IP as SANs) and one LAN keyring per cluster.
+    // Certificates (name and IP as SANs, identity of the node's cluster) and
+    // one LAN keyring per cluster.
     let mut cert_nodes = Vec::new();
     let names: Vec<[String; 3]> = CLUSTERS.iter().map(|c| node_names(c)).collect();
     for (ci, n) in names.iter().enumerate() {
         for (i, name) in n.iter().enumerate() {
-            cert_nodes.push((name.as_str(), ip_of(ci as u8, i as u8)));
+            cert_nodes.push((name.as_str(), CLUSTERS[ci], ip_of(ci as u8, i as u8)));
         }
     }
     let certs = make_certs(&dir.join("certs"), &cert_nodes, dir).unwrap();

@@ -6,9 +6,12 @@
 //!   the last good material when a new one is broken, and counts both.
 //! - [`server`]: a TLS accept loop whose streams feed tonic's
 //!   `serve_with_incoming`, so new connections use the current material.
+//! - [`identity`]: the node identity a certificate names (URI SAN), and
+//!   signatures made with a node's key.
 //! - [`devcerts`]: a development CA and node certificates (rcgen).
 
 pub mod devcerts;
+pub mod identity;
 pub mod material;
 pub mod reload;
 pub mod server;

@@ -4,10 +4,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::RootCertStore;
+use rustls::client::WebPkiServerVerifier;
 use rustls::server::WebPkiClientVerifier;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+
+use crate::identity::{
+    CertFacts, ExpectedIdentity, IdentityError, IdentityVerifier, SIGNING_SCHEMES,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -128,6 +133,77 @@ impl TlsMaterial {
             .map_err(|e| TlsError::Config(format!("server certificate and key: {e}")))?;
         cfg.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(cfg))
+    }
+
+    /// The certificate chain (leaf first).
+    pub fn chain(&self) -> &[CertificateDer<'static>] {
+        &self.chain
+    }
+
+    /// What this node's own certificate says (identity, SANs, expiry).
+    pub fn own_facts(&self) -> Result<CertFacts, IdentityError> {
+        CertFacts::parse(&self.chain[0])
+    }
+
+    /// Signs `msg` with this node's private key. Returns the scheme (a TLS
+    /// code point, see [`crate::identity::verify_signature`]) and the
+    /// signature.
+    pub fn sign(&self, msg: &[u8]) -> Result<(u16, Vec<u8>), TlsError> {
+        let provider = rustls::crypto::ring::default_provider();
+        let key = provider
+            .key_provider
+            .load_private_key(self.key()?)
+            .map_err(|e| TlsError::Config(format!("private key: {e}")))?;
+        let signer = key.choose_scheme(SIGNING_SCHEMES).ok_or_else(|| {
+            TlsError::Config(format!(
+                "private key of type {:?} cannot sign gossip",
+                key.algorithm()
+            ))
+        })?;
+        let sig = signer
+            .sign(msg)
+            .map_err(|e| TlsError::Config(format!("signing: {e}")))?;
+        Ok((u16::from(signer.scheme()), sig))
+    }
+
+    /// Checks a peer's certificate chain (leaf first) as a client
+    /// certificate against this node's CA at `now` (the same checks as the
+    /// mutual-TLS handshake), and returns what the leaf says.
+    pub fn verify_peer_chain(
+        &self,
+        chain: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<CertFacts, TlsError> {
+        let (leaf, intermediates) = chain
+            .split_first()
+            .ok_or_else(|| TlsError::Config("empty certificate chain".into()))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = WebPkiClientVerifier::builder_with_provider(self.roots.clone(), provider)
+            .build()
+            .map_err(|e| TlsError::Config(format!("client verifier: {e}")))?;
+        verifier
+            .verify_client_cert(leaf, intermediates, now)
+            .map_err(|e| TlsError::Config(format!("certificate: {e}")))?;
+        CertFacts::parse(leaf).map_err(|e| TlsError::Config(e.to_string()))
+    }
+
+    /// Like [`TlsMaterial::client_config`], and the server's certificate
+    /// must also name an identity of `expect`'s federation and cluster. The
+    /// returned verifier tells why it refused a certificate.
+    pub fn client_config_expecting(
+        &self,
+        server_name: &str,
+        expect: ExpectedIdentity,
+    ) -> Result<(ClientTlsConfig, Arc<IdentityVerifier>), TlsError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let inner = WebPkiServerVerifier::builder_with_provider(self.roots.clone(), provider)
+            .build()
+            .map_err(|e| TlsError::Config(format!("server verifier: {e}")))?;
+        let verifier = Arc::new(IdentityVerifier::new(inner, expect));
+        let cfg = ClientTlsConfig::new()
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+            .domain_name(server_name.to_string());
+        Ok((cfg, verifier))
     }
 
     /// tonic's client config: our identity, the CA, and the name the peer's
