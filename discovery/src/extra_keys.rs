@@ -34,6 +34,8 @@ pub struct PeerValues {
     pub gossip_addr: SocketAddr,
     /// The values, ordered by their index.
     pub values: Vec<String>,
+    /// The key of each value (`{prefix}{index}`), same order.
+    pub keys: Vec<String>,
 }
 
 fn check_prefix(prefix: &str) -> Result<(), MembershipError> {
@@ -205,6 +207,10 @@ fn collect<'a>(
             node_id: id.node_id.to_string(),
             generation: id.generation_id,
             gossip_addr: id.gossip_advertise_addr,
+            keys: indexed
+                .iter()
+                .map(|(i, _)| format!("{prefix}{i}"))
+                .collect(),
             values: indexed.into_iter().map(|(_, v)| v).collect(),
         };
         let newer = best

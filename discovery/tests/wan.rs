@@ -21,7 +21,8 @@ use skein_discovery::wan::{
 };
 use skein_proto::skein::gossip::v1::Datagram;
 use skein_proto::skein::gossip::v1::wan_client::WanClient;
-use skein_tls::devcerts::DevCa;
+use skein_tls::devcerts::{DevCa, NodeCertSpec};
+use skein_tls::identity::NodeIdentity;
 use skein_tls::{TlsFiles, TlsReloader};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -33,9 +34,19 @@ struct Member {
     stop: oneshot::Sender<()>,
 }
 
-fn tls_for(ca: &DevCa, dir: &Path, name: &str, sans: &[&str]) -> Arc<TlsReloader> {
+/// A certificate for `name` with `sans`, naming the identity of node
+/// `node` in cluster `cluster` of federation `fed`.
+fn tls_for(
+    ca: &DevCa,
+    dir: &Path,
+    name: &str,
+    (node, cluster): (&str, &str),
+    sans: &[&str],
+) -> Arc<TlsReloader> {
     let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
-    let (cert, key) = ca.issue_to(dir, name, &sans).unwrap();
+    let mut spec = NodeCertSpec::new(name, &sans);
+    spec.identity = Some(NodeIdentity::new("fed", cluster, node));
+    let (cert, key) = ca.issue_node_to(dir, &spec).unwrap();
     let ca_path = dir.join(format!("{name}-ca.crt"));
     std::fs::write(&ca_path, &ca.cert_pem).unwrap();
     TlsReloader::new(
@@ -131,6 +142,7 @@ fn store(node: &str, cluster: &str) -> CatalogEntry {
         tls_server_name: Some(format!("{node}.{cluster}.example.com")),
         min_time: 0,
         max_time: 1_000,
+        label_sets: vec![],
     }
 }
 
@@ -144,7 +156,13 @@ async fn three_members_converge_from_one_seed_and_share_catalogs() {
         "cluster-a",
         [127, 0, 0, 41],
         "127.0.0.41",
-        Some(tls_for(&ca, dir.path(), "a.wan.test", &["127.0.0.41"])),
+        Some(tls_for(
+            &ca,
+            dir.path(),
+            "a.wan.test",
+            ("a", "cluster-a"),
+            &["127.0.0.41"],
+        )),
         &[],
     )
     .await;
@@ -155,7 +173,13 @@ async fn three_members_converge_from_one_seed_and_share_catalogs() {
         "cluster-b",
         [127, 0, 0, 42],
         "127.0.0.42",
-        Some(tls_for(&ca, dir.path(), "b.wan.test", &["127.0.0.42"])),
+        Some(tls_for(
+            &ca,
+            dir.path(),
+            "b.wan.test",
+            ("b", "cluster-b"),
+            &["127.0.0.42"],
+        )),
         &[&a.external],
     )
     .await;
@@ -164,7 +188,13 @@ async fn three_members_converge_from_one_seed_and_share_catalogs() {
         "cluster-c",
         [127, 0, 0, 1],
         "localhost",
-        Some(tls_for(&ca, dir.path(), "c.wan.test", &["localhost"])),
+        Some(tls_for(
+            &ca,
+            dir.path(),
+            "c.wan.test",
+            ("c", "cluster-c"),
+            &["localhost"],
+        )),
         &[&a.external],
     )
     .await;
@@ -269,7 +299,13 @@ async fn foreign_ca_stays_out_and_bad_deliveries_are_refused() {
         "cluster-a",
         [127, 0, 0, 44],
         "127.0.0.44",
-        Some(tls_for(&ca, dir.path(), "a.wan.test", &["127.0.0.44"])),
+        Some(tls_for(
+            &ca,
+            dir.path(),
+            "a.wan.test",
+            ("a", "cluster-a"),
+            &["127.0.0.44"],
+        )),
         &[],
     )
     .await;
@@ -278,7 +314,13 @@ async fn foreign_ca_stays_out_and_bad_deliveries_are_refused() {
         "cluster-b",
         [127, 0, 0, 45],
         "127.0.0.45",
-        Some(tls_for(&ca, dir.path(), "b.wan.test", &["127.0.0.45"])),
+        Some(tls_for(
+            &ca,
+            dir.path(),
+            "b.wan.test",
+            ("b", "cluster-b"),
+            &["127.0.0.45"],
+        )),
         &[&a.external],
     )
     .await;
@@ -291,6 +333,7 @@ async fn foreign_ca_stays_out_and_bad_deliveries_are_refused() {
             &other_ca,
             dir.path(),
             "x.wan.test",
+            ("x", "cluster-x"),
             &["127.0.0.46"],
         )),
         &[&a.external],
@@ -308,7 +351,13 @@ async fn foreign_ca_stays_out_and_bad_deliveries_are_refused() {
     assert!(names(&intruder).is_empty());
 
     // A member's own certificate calling Deliver with bad input directly.
-    let tls = tls_for(&ca, dir.path(), "probe.wan.test", &["127.0.0.47"]);
+    let tls = tls_for(
+        &ca,
+        dir.path(),
+        "probe.wan.test",
+        ("probe", "cluster-a"),
+        &["127.0.0.47"],
+    );
     let channel = tonic::transport::Endpoint::from_shared(format!("https://{}", a.external))
         .unwrap()
         .tls_config(tls.material().client_config("127.0.0.44"))
@@ -381,7 +430,13 @@ async fn plaintext_development_mode_converges_but_not_with_tls_members() {
         "cluster-t",
         [127, 0, 0, 53],
         "127.0.0.53",
-        Some(tls_for(&ca, dir.path(), "t.wan.test", &["127.0.0.53"])),
+        Some(tls_for(
+            &ca,
+            dir.path(),
+            "t.wan.test",
+            ("t", "cluster-t"),
+            &["127.0.0.53"],
+        )),
         &[&a.external],
     )
     .await;

@@ -80,6 +80,7 @@ impl GrpcCarrier {
             book.clone(),
             metrics.clone(),
             wan_metrics.clone(),
+            tls.is_some(),
         );
         let carrier = Arc::new(GrpcCarrier {
             local: settings.external.socket_addr(),

@@ -19,8 +19,13 @@ pub enum DropReason {
     BadFrom,
     /// chitchat sent to an address the address book does not know.
     UnknownPeer,
-    /// The pool is stopped.
+    /// The pool is stopped (or not started yet).
     Stopped,
+    /// The caller's certificate names no Skein identity of this federation
+    /// (or there is no certificate on a TLS connection).
+    NoIdentity,
+    /// The datagram's `from` host is not a SAN of the caller's certificate.
+    FromMismatch,
 }
 
 impl DropReason {
@@ -31,6 +36,8 @@ impl DropReason {
             DropReason::BadFrom => "bad_from",
             DropReason::UnknownPeer => "unknown_peer",
             DropReason::Stopped => "stopped",
+            DropReason::NoIdentity => "no_identity",
+            DropReason::FromMismatch => "from_mismatch",
         }
     }
 }
@@ -42,12 +49,14 @@ pub struct WanMetrics {
     channels: Gauge,
     catalog_invalid: Counter,
     catalog_entries: Gauge,
+    catalog_rejected: Family<Labels, Counter>,
 }
 
 impl WanMetrics {
     /// Registers `wan_gossip_datagrams_dropped_total{reason}`,
-    /// `wan_gossip_channels`, `wan_gossip_catalog_entries` and
-    /// `wan_gossip_catalog_entries_invalid_total` (under the registry's
+    /// `wan_gossip_channels`, `wan_gossip_catalog_entries`,
+    /// `wan_gossip_catalog_entries_invalid_total` and
+    /// `wan_gossip_catalog_rejected_total{reason}` (under the registry's
     /// prefix).
     pub fn register(registry: &mut Registry) -> WanMetrics {
         let m = WanMetrics::default();
@@ -71,6 +80,16 @@ impl WanMetrics {
             "Store catalog entries from WAN peers that failed validation",
             m.catalog_invalid.clone(),
         );
+        registry.register(
+            "wan_gossip_catalog_rejected",
+            "Store catalog shards or entries from WAN peers refused (unsigned, bad signature or certificate, another cluster's entries, over the size caps, ...), by reason",
+            m.catalog_rejected.clone(),
+        );
+        for r in crate::wan::catalog::Rejection::ALL {
+            let _ = m
+                .catalog_rejected
+                .get_or_create(&vec![("reason", r.as_str())]);
+        }
         m
     }
 
@@ -91,6 +110,19 @@ impl WanMetrics {
     pub(crate) fn catalog_invalid(&self, n: usize) {
         self.catalog_invalid
             .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
+    pub(crate) fn catalog_rejected(&self, reason: crate::wan::catalog::Rejection) {
+        self.catalog_rejected
+            .get_or_create(&vec![("reason", reason.as_str())])
+            .inc();
+    }
+
+    /// Catalog refusals for `reason` so far.
+    pub fn catalog_rejected_count(&self, reason: crate::wan::catalog::Rejection) -> u64 {
+        self.catalog_rejected
+            .get_or_create(&vec![("reason", reason.as_str())])
+            .get()
     }
 
     pub(crate) fn set_catalog_entries(&self, n: usize) {

@@ -9,8 +9,9 @@
 //! [`WanEndpoint::service`] to the router), then [`WanPool::start`] starts
 //! gossip.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex as StdMutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use skein_proto::skein::gossip::v1::wan_server::WanServer;
@@ -22,7 +23,10 @@ use tracing::{info, warn};
 use super::address::{WanAddr, WanAddrError};
 use super::book::{AddressBook, RouteSource};
 use super::carrier::{CarrierSettings, GrpcCarrier};
-use super::catalog::{self, CATALOG_PREFIX, CatalogEntry, CatalogError};
+use super::catalog::{
+    self, CATALOG_PREFIX, CatalogEntry, CatalogError, DEFAULT_MAX_ENTRIES_PER_MEMBER, Publisher,
+    RESIGN_EVERY, Rejection, Verify, VerifyCache,
+};
 use super::metrics::WanMetrics;
 use super::service::WanService;
 use crate::announcement::{Announcement, Role};
@@ -44,6 +48,8 @@ pub enum WanError {
     Membership(#[from] MembershipError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error("WAN gossip identity: {0}")]
+    Identity(String),
 }
 
 /// Settings of a WAN member.
@@ -64,6 +70,9 @@ pub struct WanConfig {
     pub gossip_interval: Duration,
     pub failure_detection: FailureDetection,
     pub max_links: usize,
+    /// Catalog entries accepted from one member; more are dropped and
+    /// counted.
+    pub max_catalog_entries: usize,
 }
 
 impl WanConfig {
@@ -82,6 +91,7 @@ impl WanConfig {
             gossip_interval: Duration::from_secs(1),
             failure_detection: FailureDetection::default(),
             max_links: DEFAULT_MAX_LINKS,
+            max_catalog_entries: DEFAULT_MAX_ENTRIES_PER_MEMBER,
         }
     }
 }
@@ -92,7 +102,7 @@ pub struct WanEndpoint {
     service: WanService,
     metrics: GossipMetrics,
     wan_metrics: WanMetrics,
-    tls: bool,
+    tls: Option<Arc<TlsReloader>>,
 }
 
 impl WanEndpoint {
@@ -115,15 +125,14 @@ impl WanEndpoint {
         metrics: GossipMetrics,
         wan_metrics: WanMetrics,
     ) -> WanEndpoint {
-        let has_tls = tls.is_some();
         let (carrier, service) =
-            GrpcCarrier::new(settings, tls, metrics.clone(), wan_metrics.clone());
+            GrpcCarrier::new(settings, tls.clone(), metrics.clone(), wan_metrics.clone());
         WanEndpoint {
             carrier,
             service,
             metrics,
             wan_metrics,
-            tls: has_tls,
+            tls,
         }
     }
 
@@ -151,21 +160,120 @@ pub struct WanPool {
     membership: Membership,
     carrier: Arc<GrpcCarrier>,
     catalog_rx: watch::Receiver<Arc<Vec<CatalogEntry>>>,
+    publisher: CatalogPublisher,
     _tasks: Tasks,
     wan_metrics: WanMetrics,
 }
 
 /// Publishes a WAN member's store catalog; see [`WanPool::catalog_publisher`].
+/// With TLS every shard is signed with the node's key and carries its
+/// certificate chain; the catalog is re-signed every [`RESIGN_EVERY`] and
+/// when the TLS material is reloaded.
 #[derive(Clone)]
-pub struct CatalogPublisher(ValuesPublisher);
+pub struct CatalogPublisher {
+    values: ValuesPublisher,
+    who: Publisher,
+    tls: Option<Arc<TlsReloader>>,
+    last: Arc<StdMutex<Option<Published>>>,
+}
+
+#[derive(Clone)]
+struct Published {
+    entries: Vec<CatalogEntry>,
+    at: Instant,
+    tls_generation: u64,
+}
 
 impl CatalogPublisher {
-    /// Replaces the published catalog with `entries`.
+    /// Replaces the published catalog with `entries`, which must all be of
+    /// this member's cluster.
     pub async fn publish(&self, entries: &[CatalogEntry]) -> Result<(), WanError> {
-        let shards = catalog::encode(entries)?;
-        self.0.publish(&shards).await?;
+        if let Some(e) = entries.iter().find(|e| e.cluster != self.who.cluster) {
+            return Err(CatalogError::OtherCluster {
+                node_id: e.node_id.clone(),
+                cluster: e.cluster.clone(),
+            }
+            .into());
+        }
+        let (shards, generation) = match &self.tls {
+            Some(tls) => {
+                let generation = tls.generation();
+                let material = tls.material();
+                (
+                    catalog::encode_signed(entries, &self.who, &material, catalog::signing_time())?,
+                    generation,
+                )
+            }
+            None => (catalog::encode(entries)?, 0),
+        };
+        self.values.publish(&shards).await?;
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(Published {
+            entries: entries.to_vec(),
+            at: Instant::now(),
+            tls_generation: generation,
+        });
         Ok(())
     }
+
+    /// Publishes the last catalog again, signed anew, if it is due (older
+    /// than [`RESIGN_EVERY`], or signed with material since reloaded).
+    async fn resign_if_due(&self) {
+        let Some(tls) = &self.tls else { return };
+        let due = self
+            .last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .filter(|p| p.at.elapsed() >= RESIGN_EVERY || p.tls_generation != tls.generation());
+        if let Some(p) = due {
+            match self.publish(&p.entries).await {
+                Ok(()) => debug_resigned(p.entries.len()),
+                Err(e) => warn!(error = %e, "cannot re-sign the WAN catalog"),
+            }
+        }
+    }
+}
+
+fn debug_resigned(n: usize) {
+    tracing::debug!(entries = n, "WAN catalog re-signed");
+}
+
+/// Checks that this node's certificate lets it take part in WAN gossip:
+/// an identity of `federation` naming this node, and its external host
+/// among the SANs (peers check both).
+fn check_own_identity(
+    tls: &TlsReloader,
+    cfg: &WanConfig,
+    external: &WanAddr,
+) -> Result<(), WanError> {
+    let facts = tls
+        .material()
+        .own_facts()
+        .map_err(|e| WanError::Identity(e.to_string()))?;
+    let want = skein_tls::identity::NodeIdentity::new(
+        cfg.federation.clone(),
+        cfg.cluster.clone(),
+        cfg.node_id.clone(),
+    );
+    let fix = format!(
+        "issue it with that identity as a URI SAN (`skein tools certs --federation {} --node {}@{}=...`)",
+        cfg.federation, cfg.node_id, cfg.cluster
+    );
+    match facts.cluster_in(&cfg.federation) {
+        Ok(c) if c == cfg.cluster && facts.names_node(&cfg.federation, &cfg.node_id) => {}
+        _ => {
+            return Err(WanError::Identity(format!(
+                "this node's certificate does not name {want}, so WAN peers would refuse its gossip; {fix}"
+            )));
+        }
+    }
+    if !facts.has_host(external.host()) {
+        return Err(WanError::Identity(format!(
+            "the external address's host {} is not a DNS/IP SAN of this node's certificate, so WAN peers would refuse its gossip",
+            external.host()
+        )));
+    }
+    Ok(())
 }
 
 /// Background tasks of a pool, aborted when it is dropped or stopped.
@@ -184,12 +292,16 @@ impl WanPool {
     pub async fn start(endpoint: WanEndpoint, cfg: WanConfig) -> Result<WanPool, WanError> {
         let WanEndpoint {
             carrier,
+            service,
             metrics,
             wan_metrics,
             tls,
-            ..
         } = endpoint;
         let external = carrier.external().clone();
+        if let Some(tls) = &tls {
+            check_own_identity(tls, &cfg, &external)?;
+        }
+        service.set_federation(&cfg.federation);
         let book = carrier.address_book().clone();
         let mut seeds = Vec::new();
         for s in &cfg.seeds {
@@ -221,7 +333,7 @@ impl WanPool {
                 .clone()
                 .unwrap_or_else(|| external.host().to_string()),
         );
-        let protection = if tls {
+        let protection = if tls.is_some() {
             format!("WAN gossip as gRPC Wan/Deliver on {external}, mutual TLS")
         } else {
             format!("WAN gossip as INSECURE PLAINTEXT gRPC Wan/Deliver on {external}")
@@ -236,7 +348,28 @@ impl WanPool {
             values,
             catalog_tx,
             wan_metrics.clone(),
+            tls.clone(),
+            cfg.federation.clone(),
+            cfg.max_catalog_entries,
         )));
+        let publisher = CatalogPublisher {
+            values: membership.values_publisher(CATALOG_PREFIX)?,
+            who: Publisher {
+                node_id: cfg.node_id.clone(),
+                cluster: cfg.cluster.clone(),
+                federation: cfg.federation.clone(),
+            },
+            tls: tls.clone(),
+            last: Arc::new(StdMutex::new(None)),
+        };
+        let resigner = publisher.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                tick.tick().await;
+                resigner.resign_if_due().await;
+            }
+        }));
         membership.set_ready(true).await;
         info!(
             pool = %membership.pool_id(), external = %external,
@@ -247,6 +380,7 @@ impl WanPool {
             membership,
             carrier,
             catalog_rx,
+            publisher,
             _tasks: Tasks(tasks),
             wan_metrics,
         })
@@ -259,9 +393,7 @@ impl WanPool {
 
     /// A cloneable handle that publishes this member's catalog from a task.
     pub fn catalog_publisher(&self) -> Result<CatalogPublisher, WanError> {
-        Ok(CatalogPublisher(
-            self.membership.values_publisher(CATALOG_PREFIX)?,
-        ))
+        Ok(self.publisher.clone())
     }
 
     /// The merged catalogs of the other live WAN members (any cluster,
@@ -329,25 +461,78 @@ async fn learn_routes(mut rx: watch::Receiver<Arc<Vec<Peer>>>, book: Arc<Address
     }
 }
 
+/// How often catalogs are re-checked without a change (shards expire).
+const RECHECK_EVERY: Duration = Duration::from_secs(30);
+
 async fn follow_catalogs(
     mut rx: watch::Receiver<Arc<Vec<crate::extra_keys::PeerValues>>>,
     tx: watch::Sender<Arc<Vec<CatalogEntry>>>,
     metrics: WanMetrics,
+    tls: Option<Arc<TlsReloader>>,
+    federation: String,
+    max_entries: usize,
 ) {
-    // Invalid entries are counted once per change of a peer's values.
-    let mut seen: Vec<crate::extra_keys::PeerValues> = Vec::new();
+    // Refusals are counted and logged once per distinct shard value.
+    let mut reported: HashMap<(String, String), String> = HashMap::new();
+    let mut cache = VerifyCache::default();
+    let mut tls_generation = tls.as_ref().map(|t| t.generation());
     loop {
         let peers = rx.borrow_and_update().clone();
-        let mut catalogs = Vec::new();
-        for p in peers.iter() {
-            let (entries, invalid) = catalog::decode(&p.values);
-            if invalid > 0 && !seen.contains(p) {
-                metrics.catalog_invalid(invalid);
-                warn!(node = %p.node_id, invalid, "WAN member published invalid catalog entries; they are ignored");
-            }
-            catalogs.push(entries);
+        let material = tls.as_ref().map(|t| t.material());
+        let generation = tls.as_ref().map(|t| t.generation());
+        if generation != tls_generation {
+            // New CA or certificate: check everything again.
+            cache = VerifyCache::default();
+            tls_generation = generation;
         }
-        seen = peers.as_ref().clone();
+        let verify = match &material {
+            Some(m) => Verify::Signed {
+                material: m,
+                federation: &federation,
+            },
+            None => Verify::Unchecked,
+        };
+        let mut catalogs = Vec::new();
+        let mut live: HashSet<(String, String)> = HashSet::new();
+        for p in peers.iter() {
+            let decoded = catalog::decode_peer(
+                &p.node_id,
+                &p.keys,
+                &p.values,
+                verify,
+                &mut cache,
+                max_entries,
+            );
+            for k in &p.keys {
+                live.insert((p.node_id.clone(), k.clone()));
+            }
+            let fingerprint = p.values.join("\u{0}");
+            let slot = (p.node_id.clone(), String::new());
+            let new_state = reported.get(&slot) != Some(&fingerprint);
+            if new_state {
+                let mut by_reason: std::collections::BTreeMap<Rejection, usize> =
+                    Default::default();
+                for (reason, _) in &decoded.rejected {
+                    metrics.catalog_rejected(*reason);
+                    if matches!(reason, Rejection::InvalidEntry) {
+                        metrics.catalog_invalid(1);
+                    }
+                    *by_reason.entry(*reason).or_default() += 1;
+                }
+                if let Some((_, first)) = decoded.rejected.first() {
+                    let reasons: Vec<String> = by_reason
+                        .iter()
+                        .map(|(r, n)| format!("{}={n}", r.as_str()))
+                        .collect();
+                    warn!(node = %p.node_id, refused = %reasons.join(","), first = %first,
+                        "WAN member published catalog shards or entries that are refused; they are ignored");
+                }
+                reported.insert(slot, fingerprint);
+            }
+            catalogs.push(decoded.entries);
+        }
+        cache.retain(&live);
+        reported.retain(|(node, _), _| peers.iter().any(|p| p.node_id == *node));
         let merged = catalog::merge(catalogs);
         metrics.set_catalog_entries(merged.len());
         tx.send_if_modified(|cur| {
@@ -358,8 +543,9 @@ async fn follow_catalogs(
                 true
             }
         });
-        if rx.changed().await.is_err() {
-            return;
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = tokio::time::sleep(RECHECK_EVERY) => {}
         }
     }
 }

@@ -2,15 +2,23 @@
 //! each datagram, with the gossip address of its sender, into the WAN
 //! carrier's bounded receive queue. It runs on the node's gRPC port next to
 //! the StoreAPI, behind the same mutual TLS.
+//!
+//! With TLS the caller's certificate is the sender's identity: it must name
+//! a Skein identity of this federation (URI SAN, see
+//! [`skein_tls::identity`]) and the host of the datagram's `from` must be
+//! one of its DNS/IP SANs; otherwise the call is refused with
+//! `PermissionDenied` and counted. So nobody can send gossip as another
+//! member's address (chitchat answers and links to that address).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use skein_proto::skein::gossip::v1::wan_server::{Wan, WanServer};
 use skein_proto::skein::gossip::v1::{Ack, Datagram};
+use skein_tls::identity::CertFacts;
 use tokio::sync::mpsc;
 use tonic::{Request, Response, Status};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::address::WanAddr;
 use super::book::{AddressBook, RouteSource};
@@ -29,6 +37,11 @@ pub struct WanService {
     book: Arc<AddressBook>,
     metrics: GossipMetrics,
     wan_metrics: WanMetrics,
+    /// Callers must present a certificate (mutual TLS is on).
+    tls: bool,
+    /// This member's federation, set when the pool starts; until then a
+    /// TLS member refuses datagrams.
+    federation: Arc<OnceLock<String>>,
 }
 
 impl WanService {
@@ -37,13 +50,66 @@ impl WanService {
         book: Arc<AddressBook>,
         metrics: GossipMetrics,
         wan_metrics: WanMetrics,
+        tls: bool,
     ) -> WanService {
         WanService {
             tx,
             book,
             metrics,
             wan_metrics,
+            tls,
+            federation: Arc::new(OnceLock::new()),
         }
+    }
+
+    /// The federation whose identities callers must have (once).
+    pub(crate) fn set_federation(&self, federation: &str) {
+        let _ = self.federation.set(federation.to_string());
+    }
+
+    /// With TLS: the caller's certificate must name an identity of this
+    /// federation and `from`'s host among its SANs.
+    fn check_caller(
+        &self,
+        certs: Option<&[rustls_pki_types::CertificateDer<'static>]>,
+        from: &WanAddr,
+    ) -> Result<(), (DropReason, Status)> {
+        if !self.tls {
+            return Ok(());
+        }
+        let Some(federation) = self.federation.get() else {
+            return Err((
+                DropReason::Stopped,
+                Status::unavailable("WAN gossip has not started"),
+            ));
+        };
+        let Some(leaf) = certs.and_then(|c| c.first()) else {
+            return Err((
+                DropReason::NoIdentity,
+                Status::permission_denied("WAN gossip needs a client certificate"),
+            ));
+        };
+        let facts = CertFacts::parse(leaf).map_err(|e| {
+            (
+                DropReason::NoIdentity,
+                Status::permission_denied(e.to_string()),
+            )
+        })?;
+        facts.cluster_in(federation).map_err(|e| {
+            (
+                DropReason::NoIdentity,
+                Status::permission_denied(e.to_string()),
+            )
+        })?;
+        if !facts.has_host(from.host()) {
+            return Err((
+                DropReason::FromMismatch,
+                Status::permission_denied(format!(
+                    "from {from} is not a name or address of the caller's certificate"
+                )),
+            ));
+        }
+        Ok(())
     }
 
     /// The tonic service to add to a router, with the message size bound.
@@ -62,6 +128,7 @@ impl WanService {
 #[tonic::async_trait]
 impl Wan for WanService {
     async fn deliver(&self, request: Request<Datagram>) -> Result<Response<Ack>, Status> {
+        let certs = request.peer_certs();
         let Datagram { payload, from } = request.into_inner();
         if payload.is_empty() || payload.len() > MAX_DATAGRAM {
             return self.drop_with(
@@ -79,6 +146,15 @@ impl Wan for WanService {
                     .drop_with(DropReason::BadFrom, Status::invalid_argument(e.to_string()));
             }
         };
+        if let Err((reason, status)) =
+            self.check_caller(certs.as_deref().map(|c| c.as_slice()), &from)
+        {
+            debug!(from = %from, reason = reason.as_str(), error = %status.message(), "WAN datagram refused");
+            if reason != DropReason::Stopped && self.wan_metrics.dropped_count(reason) == 0 {
+                warn!(from = %from, error = %status.message(), "WAN gossip refused from a caller whose certificate does not match (logged once per reason)");
+            }
+            return self.drop_with(reason, status);
+        }
         let sender = self.book.learn(&from, None, RouteSource::Sender);
         match self.tx.try_send((sender, payload)) {
             Ok(()) => {
