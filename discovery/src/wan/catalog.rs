@@ -364,14 +364,27 @@ fn message(key: &str, body: &str) -> Vec<u8> {
 }
 
 /// The signed shards for `entries`, as `who`, with `material`'s key and
-/// chain, signed at `signed_at` (ms) and valid for [`CATALOG_TTL`]. Does not
-/// check that the entries are of `who`'s cluster (readers do; see
-/// [`crate::wan::CatalogPublisher`] for the publishing side's check).
+/// chain, signed at `signed_at` (ms) and valid for [`CATALOG_TTL`], for the
+/// keys `skein:catalog/0`, `/1`, ... Does not check that the entries are of
+/// `who`'s cluster (readers do; see [`crate::wan::CatalogPublisher`] for
+/// the publishing side's check).
 pub fn encode_signed(
     entries: &[CatalogEntry],
     who: &Publisher,
     material: &TlsMaterial,
     signed_at: i64,
+) -> Result<Vec<String>, CatalogError> {
+    encode_signed_from(entries, who, material, signed_at, 0)
+}
+
+/// Like [`encode_signed`], the first shard signed for key
+/// `skein:catalog/<first_index>`.
+pub fn encode_signed_from(
+    entries: &[CatalogEntry],
+    who: &Publisher,
+    material: &TlsMaterial,
+    signed_at: i64,
+    first_index: usize,
 ) -> Result<Vec<String>, CatalogError> {
     let chain: Vec<String> = material
         .chain()
@@ -414,7 +427,7 @@ pub fn encode_signed(
     let groups = pack(entries, wrapper + empty_body, MAX_VALUE_BYTES, true)?;
     for (i, group) in groups.into_iter().enumerate() {
         let body = body_of(group)?;
-        let key = format!("{CATALOG_PREFIX}{i}");
+        let key = format!("{CATALOG_PREFIX}{}", first_index + i);
         let (scheme, sig) = material
             .sign(&message(&key, &body))
             .map_err(|e| CatalogError::Sign(e.to_string()))?;
@@ -807,5 +820,90 @@ mod tests {
             }])
             .is_err()
         );
+    }
+
+    fn material(cluster: &str, node: &str) -> (tempfile::TempDir, TlsMaterial) {
+        use skein_tls::devcerts::{DevCa, NodeCertSpec};
+        let dir = tempfile::tempdir().unwrap();
+        let ca = DevCa::generate("t").unwrap();
+        let spec = NodeCertSpec::new(node, &[]).with_identity("fed", cluster);
+        let (cert, key) = ca.issue_node_to(dir.path(), &spec).unwrap();
+        let ca_path = dir.path().join("ca.crt");
+        std::fs::write(&ca_path, &ca.cert_pem).unwrap();
+        let m = TlsMaterial::load(&skein_tls::TlsFiles {
+            cert,
+            key,
+            ca: ca_path,
+        })
+        .unwrap();
+        (dir, m)
+    }
+
+    #[test]
+    fn signed_shards_round_trip_with_caps_and_expiry() {
+        let (_d, m) = material("eu1", "q0");
+        let who = Publisher {
+            node_id: "q0".into(),
+            cluster: "eu1".into(),
+            federation: "fed".into(),
+        };
+        let entries: Vec<CatalogEntry> = (0..300).map(entry).collect();
+        let shards = encode_signed(&entries, &who, &m, signing_time()).unwrap();
+        assert!(shards.len() > 1);
+        assert!(shards.iter().all(|s| s.len() <= MAX_VALUE_BYTES));
+        let keys: Vec<String> = (0..shards.len())
+            .map(|i| format!("{CATALOG_PREFIX}{i}"))
+            .collect();
+        let verify = Verify::Signed {
+            material: &m,
+            federation: "fed",
+        };
+        let mut cache = VerifyCache::default();
+        let d = decode_peer("q0", &keys, &shards, verify, &mut cache, usize::MAX);
+        assert_eq!(d.rejected, vec![]);
+        assert_eq!(d.entries, entries);
+        assert_eq!(cache.len(), shards.len());
+        // The per-member cap.
+        let d = decode_peer("q0", &keys, &shards, verify, &mut cache, 100);
+        assert_eq!(d.entries.len(), 100);
+        assert_eq!(d.rejected.len(), 200);
+        assert!(d.rejected.iter().all(|(r, _)| *r == Rejection::TooManyEntries));
+        // Under another node id; in another federation.
+        let d = decode_peer("q1", &keys, &shards, verify, &mut cache, usize::MAX);
+        assert!(d.entries.is_empty());
+        assert!(d.rejected.iter().all(|(r, _)| *r == Rejection::NodeMismatch));
+        let other_fed = Verify::Signed {
+            material: &m,
+            federation: "other",
+        };
+        let d = decode_peer("q0", &keys, &shards, other_fed, &mut VerifyCache::default(), 9);
+        assert!(d.rejected.iter().all(|(r, _)| *r == Rejection::Identity));
+        // Signed two hours ago: expired (TTL one hour plus skew).
+        let old = encode_signed(&entries[..1], &who, &m, signing_time() - 2 * 3600 * 1000).unwrap();
+        let d = decode_peer("q0", &keys[..1], &old, verify, &mut cache, 9);
+        assert_eq!(d.rejected[0].0, Rejection::Expired);
+        // In the future beyond the skew.
+        let future = encode_signed(&entries[..1], &who, &m, signing_time() + 3600 * 1000).unwrap();
+        let d = decode_peer("q0", &keys[..1], &future, verify, &mut cache, 9);
+        assert_eq!(d.rejected[0].0, Rejection::Expired);
+        // Oversized and garbage values.
+        let big = "x".repeat(MAX_VALUE_BYTES + 1);
+        let d = decode_peer(
+            "q0",
+            &keys[..3],
+            &[big, "{nope".into(), "[]".into()],
+            verify,
+            &mut cache,
+            9,
+        );
+        let reasons: Vec<Rejection> = d.rejected.iter().map(|(r, _)| *r).collect();
+        assert_eq!(
+            reasons,
+            [Rejection::TooLarge, Rejection::Malformed, Rejection::Malformed]
+        );
+        // A label set too large for the schema is refused when writing.
+        let mut fat = entry(1);
+        fat.label_sets = vec![LabelSet::from([("a".to_string(), "v".repeat(2000))])];
+        assert!(encode_signed(&[fat], &who, &m, signing_time()).is_err());
     }
 }
