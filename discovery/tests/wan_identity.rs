@@ -73,7 +73,13 @@ fn tls(
     .unwrap()
 }
 
-async fn member(name: &str, cluster: &str, ip: [u8; 4], tls: Arc<TlsReloader>, seeds: &[&str]) -> Member {
+async fn member(
+    name: &str,
+    cluster: &str,
+    ip: [u8; 4],
+    tls: Arc<TlsReloader>,
+    seeds: &[&str],
+) -> Member {
     let listener = TcpListener::bind(SocketAddr::from((ip, 0))).await.unwrap();
     let external = listener.local_addr().unwrap().to_string();
     let wan_metrics = WanMetrics::unregistered();
@@ -153,7 +159,14 @@ async fn a_member_publishes_for_its_own_cluster_only_even_relayed() {
         "a",
         "a",
         [127, 0, 0, 61],
-        tls(dir.path(), &ca1, &[&ca1, &ca2], "a", "127.0.0.61", id("a", "a")),
+        tls(
+            dir.path(),
+            &ca1,
+            &[&ca1, &ca2],
+            "a",
+            "127.0.0.61",
+            id("a", "a"),
+        ),
         &[],
     )
     .await;
@@ -161,7 +174,14 @@ async fn a_member_publishes_for_its_own_cluster_only_even_relayed() {
         "b",
         "b",
         [127, 0, 0, 62],
-        tls(dir.path(), &ca2, &[&ca1, &ca2], "b", "127.0.0.62", id("b", "b")),
+        tls(
+            dir.path(),
+            &ca2,
+            &[&ca1, &ca2],
+            "b",
+            "127.0.0.62",
+            id("b", "b"),
+        ),
         &[&a.external],
     )
     .await;
@@ -249,7 +269,11 @@ async fn a_member_publishes_for_its_own_cluster_only_even_relayed() {
             0,
         ),
         // 1: a body claiming cluster b (cluster_mismatch).
-        sign(&[store("m-claims-b", "b", "127.0.0.63:3")], &as_m("b", "m"), 1),
+        sign(
+            &[store("m-claims-b", "b", "127.0.0.63:3")],
+            &as_m("b", "m"),
+            1,
+        ),
         // 2: a body claiming to be B's (node_mismatch).
         sign(&[store("m-is-b", "b", "127.0.0.63:4")], &as_m("b", "b"), 2),
         // 3: B's genuine signed shard, copied under M's node
@@ -260,8 +284,12 @@ async fn a_member_publishes_for_its_own_cluster_only_even_relayed() {
             .unwrap()
             .remove(0),
         // 5: tampered after signing (signature).
-        sign(&[store("m-tamper", "a", "127.0.0.63:6")], &as_m("a", "m"), 5)
-            .replace("m-tamper", "m-tampr"),
+        sign(
+            &[store("m-tamper", "a", "127.0.0.63:6")],
+            &as_m("a", "m"),
+            5,
+        )
+        .replace("m-tamper", "m-tampr"),
         // 6: signed for key 0, moved to key 6 (signature).
         sign(&[store("m-moved", "a", "127.0.0.63:7")], &as_m("a", "m"), 0),
     ];

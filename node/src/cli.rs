@@ -140,6 +140,18 @@ pub struct NodeArgs {
     )]
     pub gossip_wan_seeds: Vec<String>,
 
+    /// Store catalog entries accepted from one WAN member; more are dropped
+    /// and counted. Default 512: a cluster's WAN member lists that
+    /// cluster's stores, far fewer in practice, and 512 entries with label
+    /// sets stay under ~300 KiB of gossip state per member.
+    /// [config: gossip.wan_max_catalog_entries] [default: 512]
+    #[arg(
+        long = "gossip.wan-max-catalog-entries",
+        env = "SKEIN_GOSSIP_WAN_MAX_CATALOG_ENTRIES",
+        value_name = "N"
+    )]
+    pub gossip_wan_max_catalog_entries: Option<usize>,
+
     /// File with the gossip keys, one per line (base64 or hex of 32
     /// bytes); the first seals, all open. Re-read when it changes. Keys are
     /// never taken from the command line. [config: gossip.keyring_file]
@@ -437,6 +449,7 @@ impl NodeArgs {
             gossip_advertise_address: None,
             gossip_seeds: vec![],
             gossip_wan_seeds: vec![],
+            gossip_wan_max_catalog_entries: None,
             gossip_keyring_file: None,
             gossip_interval: None,
             http_address: None,
@@ -742,6 +755,19 @@ impl NodeArgs {
                     advertise_address,
                     seeds: pick(&self.gossip_seeds, fg.seeds, vec![]),
                     wan_seeds: pick(&self.gossip_wan_seeds, fg.wan_seeds, vec![]),
+                    wan_max_catalog_entries: match self
+                        .gossip_wan_max_catalog_entries
+                        .or(fg.wan_max_catalog_entries)
+                    {
+                        Some(0) => {
+                            return Err(ConfigError::Invalid {
+                                key: "gossip.wan_max_catalog_entries",
+                                message: "must be at least 1".into(),
+                            });
+                        }
+                        Some(n) => n,
+                        None => skein_discovery::wan::catalog::DEFAULT_MAX_ENTRIES_PER_MEMBER,
+                    },
                     keyring_file,
                     interval: dur(
                         "gossip.interval",

@@ -99,6 +99,7 @@ pub struct FileGossip {
     pub advertise_address: Option<String>,
     pub seeds: Option<Vec<String>>,
     pub wan_seeds: Option<Vec<String>>,
+    pub wan_max_catalog_entries: Option<usize>,
     pub keyring_file: Option<String>,
     pub interval: Option<String>,
 }
@@ -209,6 +210,8 @@ pub struct GossipSettings {
     pub advertise_address: Option<SocketAddr>,
     pub seeds: Vec<String>,
     pub wan_seeds: Vec<String>,
+    /// Catalog entries accepted from one WAN member.
+    pub wan_max_catalog_entries: usize,
     /// Keyring file (one key per line, the first seals); `None` only in
     /// development mode, which gossips in plaintext.
     pub keyring_file: Option<std::path::PathBuf>,

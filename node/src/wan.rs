@@ -90,6 +90,7 @@ pub fn prepare(
     };
     cfg.tls_server_name = Some(server_name.clone());
     cfg.seeds = g.wan_seeds.clone();
+    cfg.max_catalog_entries = g.wan_max_catalog_entries;
     cfg.gossip_interval = g.interval;
     // WAN links jitter more than a LAN, and a member declared dead takes
     // its whole cluster's catalog with it: a higher phi threshold than LAN.
@@ -252,6 +253,7 @@ mod tests {
             tls_server_name: Some(format!("{id}.example")),
             min_time: 0,
             max_time: 1,
+            label_sets: vec![],
         }
     }
 

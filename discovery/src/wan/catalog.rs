@@ -867,16 +867,31 @@ mod tests {
         let d = decode_peer("q0", &keys, &shards, verify, &mut cache, 100);
         assert_eq!(d.entries.len(), 100);
         assert_eq!(d.rejected.len(), 200);
-        assert!(d.rejected.iter().all(|(r, _)| *r == Rejection::TooManyEntries));
+        assert!(
+            d.rejected
+                .iter()
+                .all(|(r, _)| *r == Rejection::TooManyEntries)
+        );
         // Under another node id; in another federation.
         let d = decode_peer("q1", &keys, &shards, verify, &mut cache, usize::MAX);
         assert!(d.entries.is_empty());
-        assert!(d.rejected.iter().all(|(r, _)| *r == Rejection::NodeMismatch));
+        assert!(
+            d.rejected
+                .iter()
+                .all(|(r, _)| *r == Rejection::NodeMismatch)
+        );
         let other_fed = Verify::Signed {
             material: &m,
             federation: "other",
         };
-        let d = decode_peer("q0", &keys, &shards, other_fed, &mut VerifyCache::default(), 9);
+        let d = decode_peer(
+            "q0",
+            &keys,
+            &shards,
+            other_fed,
+            &mut VerifyCache::default(),
+            9,
+        );
         assert!(d.rejected.iter().all(|(r, _)| *r == Rejection::Identity));
         // Signed two hours ago: expired (TTL one hour plus skew).
         let old = encode_signed(&entries[..1], &who, &m, signing_time() - 2 * 3600 * 1000).unwrap();
@@ -899,7 +914,11 @@ mod tests {
         let reasons: Vec<Rejection> = d.rejected.iter().map(|(r, _)| *r).collect();
         assert_eq!(
             reasons,
-            [Rejection::TooLarge, Rejection::Malformed, Rejection::Malformed]
+            [
+                Rejection::TooLarge,
+                Rejection::Malformed,
+                Rejection::Malformed
+            ]
         );
         // A label set too large for the schema is refused when writing.
         let mut fat = entry(1);
