@@ -25,7 +25,7 @@ pub struct Served {
     pub max_time: i64,
 }
 
-fn label_set(l: &Labels) -> LabelSet {
+pub(crate) fn label_set(l: &Labels) -> LabelSet {
     l.iter()
         .map(|l| (l.name.clone(), l.value.clone()))
         .collect::<BTreeMap<_, _>>()

@@ -282,7 +282,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             )
             .await?;
             if let Some(plan) = wan_plan {
-                wan_pool = Some(crate::wan::start(plan, &config, &m).await?);
+                wan_pool = Some(crate::wan::start(plan, &config, &m, served.clone()).await?);
             }
             match (&query, &wan_pool) {
                 (Some(q), Some(w)) => {

@@ -124,8 +124,14 @@ pub fn prepare(
 }
 
 /// Starts the WAN pool and keeps this node's catalog current from the LAN
-/// view (plus this node itself when it serves the StoreAPI externally).
-pub async fn start(plan: WanPlan, config: &Config, lan: &Membership) -> anyhow::Result<WanPool> {
+/// view (plus this node itself when it serves the StoreAPI externally,
+/// with the label sets and time range `served` reports).
+pub async fn start(
+    plan: WanPlan,
+    config: &Config,
+    lan: &Membership,
+    served: Option<crate::gossip::ServedFn>,
+) -> anyhow::Result<WanPool> {
     let WanPlan { endpoint, cfg, why } = plan;
     let cluster = cfg.cluster.clone();
     let pool = WanPool::start(endpoint, cfg).await?;
@@ -135,10 +141,24 @@ pub async fn start(plan: WanPlan, config: &Config, lan: &Membership) -> anyhow::
     let publisher = pool.catalog_publisher()?;
     tokio::spawn(async move {
         let mut last: Option<Vec<CatalogEntry>> = None;
+        // This node's own label sets change without a LAN view change.
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
         loop {
             let peers = rx.borrow_and_update().clone();
             let mut entries = catalog::from_lan_view(&cluster, &peers);
-            entries.extend(own.clone());
+            if let Some(mut e) = own.clone() {
+                if let Some(s) = match &served {
+                    Some(f) => f().await,
+                    None => None,
+                } {
+                    e.label_sets = s.label_sets.iter().map(crate::gossip::label_set).collect();
+                    e.min_time = s.min_time;
+                    e.max_time = s.max_time;
+                }
+                if e.validate().is_ok() {
+                    entries.push(e);
+                }
+            }
             entries.sort();
             if last.as_ref() != Some(&entries) {
                 match publisher.publish(&entries).await {
@@ -152,8 +172,9 @@ pub async fn start(plan: WanPlan, config: &Config, lan: &Membership) -> anyhow::
                     Err(e) => tracing::warn!(error = %e, "cannot publish the WAN catalog"),
                 }
             }
-            if rx.changed().await.is_err() {
-                return;
+            tokio::select! {
+                r = rx.changed() => if r.is_err() { return },
+                _ = tick.tick() => {}
             }
         }
     });
@@ -173,6 +194,7 @@ fn own_entry(config: &Config, cluster: &str) -> Option<CatalogEntry> {
         tls_server_name: config.tls.as_ref().and_then(|t| t.server_name.clone()),
         min_time: i64::MIN,
         max_time: i64::MAX,
+        label_sets: Vec::new(),
     };
     e.validate().ok()?;
     Some(e)

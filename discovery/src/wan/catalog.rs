@@ -481,8 +481,10 @@ struct Verified {
 /// the view; times are checked at every use.
 #[derive(Default)]
 pub struct VerifyCache {
-    entries: HashMap<(String, String), (Arc<str>, Result<Arc<Verified>, (Rejection, String)>)>,
+    entries: HashMap<(String, String), (Arc<str>, VerifyResult)>,
 }
+
+type VerifyResult = Result<Arc<Verified>, (Rejection, String)>;
 
 impl VerifyCache {
     /// Drops what is not in `live` (node, key) pairs.
