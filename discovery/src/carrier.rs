@@ -6,20 +6,22 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
-use tracing::debug;
 
-use crate::frame::{self, Reassembler};
+use crate::frame::{self, ReassemblyLimits, Reassembler};
 use crate::keyring::{Keyring, KeyringError};
-use crate::metrics::GossipMetrics;
-use crate::seal::{self, MAX_DATAGRAM, SEAL_OVERHEAD};
+use crate::metrics::{GossipMetrics, Reject};
+use crate::ratelimit::{Limited, Roster, SourceLimiter};
+use crate::replay::ReplayGuard;
+use crate::seal::{self, MAX_DATAGRAM, MAX_OVERHEAD, canonical};
 
 /// Smallest sealed datagram size a carrier accepts as its limit.
-pub const MIN_DATAGRAM: usize = 128;
+pub const MIN_DATAGRAM: usize = frame::MIN_DATAGRAM;
 
 /// Errors of a carrier.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,8 @@ pub enum CarrierError {
     Plaintext,
     #[error("cannot frame gossip datagram: {0}")]
     Frame(#[from] frame::FrameError),
+    #[error("the gossip carrier does not know its advertised address yet")]
+    NoIdentity,
 }
 
 /// Moves opaque chitchat datagrams to and from peers, identified by their
@@ -82,15 +86,54 @@ impl GossipSecurity {
     }
 }
 
+/// Limits on what the LAN carrier accepts. Defaults fit a 2-core node; see
+/// the node's `--gossip.*` flags for the reasons.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GossipLimits {
+    /// A datagram whose sealed send time is further than this from the
+    /// local clock (either way) is stale.
+    pub max_clock_skew: Duration,
+    /// Nonces remembered to refuse replays (each for up to twice the skew).
+    pub replay_cache_entries: usize,
+    /// Datagrams per second from one member, seed or vouched source
+    /// (buckets hold two seconds' worth).
+    pub source_rate: u32,
+    /// Datagrams per second shared by every other source.
+    pub stranger_rate: u32,
+    /// Bytes of partial fragmented messages held.
+    pub reassembly: ReassemblyLimits,
+}
+
+impl Default for GossipLimits {
+    fn default() -> GossipLimits {
+        GossipLimits {
+            max_clock_skew: Duration::from_secs(30),
+            replay_cache_entries: 131_072,
+            source_rate: 500,
+            stranger_rate: 100,
+            reassembly: ReassemblyLimits::default(),
+        }
+    }
+}
+
 /// The LAN carrier: one UDP socket, every datagram sealed under a keyring.
 /// A chitchat datagram that does not fit one sealed datagram of
 /// `max_datagram` bytes is sent as fragments (see [`crate::frame`]).
 /// Plaintext mode sends chitchat's datagrams as they are.
+///
+/// A received sealed datagram is handed on only when, in this order: its
+/// size, version and key id are plausible (no cryptography yet); its source
+/// is within its rate budget; it opens under the keyring; its sealed send
+/// time is fresh; it was sealed for this node's gossip address, by the
+/// address it came from; and its nonce was not seen within the window.
 pub struct UdpCarrier {
     socket: UdpSocket,
     keyring: RwLock<Option<Arc<Keyring>>>,
     max_datagram: usize,
     next_message_id: AtomicU32,
+    identity: OnceLock<SocketAddr>,
+    bound: SocketAddr,
+    roster: Arc<Roster>,
     recv: Mutex<RecvState>,
     metrics: GossipMetrics,
 }
@@ -98,6 +141,8 @@ pub struct UdpCarrier {
 struct RecvState {
     buf: Vec<u8>,
     reassembler: Reassembler,
+    replay: ReplayGuard,
+    limiter: SourceLimiter,
 }
 
 impl UdpCarrier {
@@ -109,25 +154,65 @@ impl UdpCarrier {
         max_datagram: usize,
         metrics: GossipMetrics,
     ) -> Result<UdpCarrier, CarrierError> {
+        UdpCarrier::bind_with(
+            addr,
+            security,
+            max_datagram,
+            GossipLimits::default(),
+            Arc::new(Roster::default()),
+            metrics,
+        )
+        .await
+    }
+
+    /// Like [`UdpCarrier::bind`] with explicit limits and the roster of
+    /// members and seeds (shared with the relay).
+    pub async fn bind_with(
+        addr: SocketAddr,
+        security: GossipSecurity,
+        max_datagram: usize,
+        limits: GossipLimits,
+        roster: Arc<Roster>,
+        metrics: GossipMetrics,
+    ) -> Result<UdpCarrier, CarrierError> {
         let socket = UdpSocket::bind(addr)
             .await
             .map_err(|source| CarrierError::Bind { addr, source })?;
+        let bound = canonical(socket.local_addr()?);
         let keyring = match security {
             GossipSecurity::Sealed(k) => Some(Arc::new(k)),
             GossipSecurity::InsecurePlaintext => None,
         };
+        let now = Instant::now();
         Ok(UdpCarrier {
             socket,
             keyring: RwLock::new(keyring),
             max_datagram: max_datagram.clamp(MIN_DATAGRAM, MAX_DATAGRAM),
             next_message_id: AtomicU32::new(rand::random()),
+            identity: OnceLock::new(),
+            bound,
+            roster,
             recv: Mutex::new(RecvState {
-                // One byte more than the largest datagram: a truncated one fails to open.
+                // One byte more than the largest datagram: a truncated one is refused.
                 buf: vec![0u8; MAX_DATAGRAM + 1],
-                reassembler: Reassembler::default(),
+                reassembler: Reassembler::new(limits.reassembly),
+                replay: ReplayGuard::new(limits.max_clock_skew, limits.replay_cache_entries),
+                limiter: SourceLimiter::new(limits.source_rate, limits.stranger_rate, now),
             }),
             metrics,
         })
+    }
+
+    /// Sets the gossip address this node advertises: sealed into every
+    /// datagram as the sender, and the recipient a datagram must be sealed
+    /// for. Set once, before gossip starts; later calls are ignored.
+    pub fn set_identity(&self, advertised: SocketAddr) {
+        let _ = self.identity.set(canonical(advertised));
+    }
+
+    /// The advertised gossip address, once set.
+    pub fn identity(&self) -> Option<SocketAddr> {
+        self.identity.get().copied()
     }
 
     /// Replaces the keyring (rotation). Refused in plaintext mode.
@@ -152,6 +237,99 @@ impl UdpCarrier {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+
+    /// True when `recipient` names this node: its advertised address, or
+    /// its bound address when that is not a wildcard.
+    fn is_for_me(&self, recipient: SocketAddr) -> bool {
+        let recipient = canonical(recipient);
+        self.identity() == Some(recipient)
+            || (!self.bound.ip().is_unspecified() && self.bound == recipient)
+    }
+
+    /// Runs every check on one received sealed datagram; returns the frame
+    /// inside when it passes, counts and logs the drop otherwise.
+    fn accept_sealed(
+        &self,
+        state: &mut RecvState,
+        keyring: &Keyring,
+        from: SocketAddr,
+        n: usize,
+    ) -> Option<Vec<u8>> {
+        let RecvState {
+            buf,
+            replay,
+            limiter,
+            ..
+        } = state;
+        let datagram = buf.get(..n)?;
+        let m = &self.metrics;
+        if let Err(e) = seal::inspect(keyring, datagram) {
+            m.reject(e.into(), from, &format_args!("{e} ({n} bytes)"));
+            return None;
+        }
+        let now = Instant::now();
+        let known = self.roster.contains(from);
+        if let Err(which) = limiter.admit(from, known, now) {
+            let detail = match which {
+                Limited::Source => "over this source's datagram rate (--gossip.source-rate)",
+                Limited::Strangers => {
+                    "over the datagram rate shared by sources that are not members or seeds \
+                     (--gossip.stranger-rate)"
+                }
+            };
+            m.reject(Reject::RateLimited, from, &detail);
+            return None;
+        }
+        let opened = match seal::open(keyring, datagram) {
+            Ok(o) => o,
+            Err(e) => {
+                m.reject(e.into(), from, &e);
+                return None;
+            }
+        };
+        let now_ms = seal::unix_ms_now();
+        if let Err(e) = replay.check_fresh(opened.sent_at_ms, now_ms) {
+            m.reject(
+                e.into(),
+                from,
+                &format_args!("{e}: a replay, or clocks apart by more than --gossip.max-clock-skew"),
+            );
+            return None;
+        }
+        if !self.is_for_me(opened.recipient) {
+            m.reject(
+                Reject::Misdirected,
+                from,
+                &format_args!(
+                    "sealed for {}, this node is {} (a replay, or a seed address that is not \
+                     the node's --gossip.advertise-address)",
+                    opened.recipient,
+                    self.identity().unwrap_or(self.bound)
+                ),
+            );
+            return None;
+        }
+        if canonical(opened.sender) != canonical(from) {
+            m.reject(
+                Reject::SpoofedSender,
+                from,
+                &format_args!(
+                    "sealed by {} but sent from {from} (a replay from another address, or a \
+                     peer whose datagrams do not leave from its --gossip.advertise-address)",
+                    opened.sender
+                ),
+            );
+            return None;
+        }
+        let accepted = replay.accept(&opened.nonce, opened.sent_at_ms, now_ms);
+        m.set_replay_cache_entries(replay.cached());
+        if let Err(e) = accepted {
+            m.reject(e.into(), from, &e);
+            return None;
+        }
+        limiter.vouch(from, now);
+        Some(opened.frame)
+    }
 }
 
 fn is_transient(err: &io::Error) -> bool {
@@ -171,14 +349,19 @@ impl Carrier for UdpCarrier {
         let Some(keyring) = self.keyring() else {
             return self.send_wire(to, datagram).await;
         };
+        let Some(me) = self.identity() else {
+            self.metrics.send_error();
+            return Err(CarrierError::NoIdentity);
+        };
         let id = self.next_message_id.fetch_add(1, Ordering::Relaxed);
-        let frames = frame::encode(datagram, self.max_datagram - SEAL_OVERHEAD, id)
+        let frames = frame::encode(datagram, self.max_datagram - MAX_OVERHEAD, id)
             .inspect_err(|_| self.metrics.send_error())?;
         if frames.len() > 1 {
             self.metrics.fragmented();
         }
         for frame in frames {
-            let sealed = seal::seal(&keyring, &frame).inspect_err(|_| self.metrics.send_error())?;
+            let sealed =
+                seal::seal(&keyring, me, to, &frame).inspect_err(|_| self.metrics.send_error())?;
             self.send_wire(to, &sealed).await?;
         }
         Ok(())
@@ -186,13 +369,12 @@ impl Carrier for UdpCarrier {
 
     async fn recv(&self) -> Result<(SocketAddr, Vec<u8>), CarrierError> {
         let mut guard = self.recv.lock().await;
-        let RecvState { buf, reassembler } = &mut *guard;
         loop {
-            let (n, from) = match self.socket.recv_from(&mut buf[..]).await {
+            let (n, from) = match self.socket.recv_from(&mut guard.buf[..]).await {
                 Ok(r) => r,
                 Err(e) if is_transient(&e) => {
                     self.metrics.recv_error();
-                    debug!(error = %e, "transient gossip recv error");
+                    tracing::debug!(error = %e, "transient gossip recv error");
                     continue;
                 }
                 Err(e) => {
@@ -200,31 +382,33 @@ impl Carrier for UdpCarrier {
                     return Err(e.into());
                 }
             };
-            let Some(datagram) = buf.get(..n) else {
+            let from = canonical(from);
+            let Some(keyring) = self.keyring() else {
+                let Some(datagram) = guard.buf.get(..n) else {
+                    continue;
+                };
+                self.metrics.opened();
+                return Ok((from, datagram.to_vec()));
+            };
+            let Some(frame) = self.accept_sealed(&mut guard, &keyring, from, n) else {
                 continue;
             };
-            match self.keyring() {
-                None => {
-                    self.metrics.opened();
-                    return Ok((from, datagram.to_vec()));
-                }
-                Some(keyring) => match seal::open(&keyring, datagram) {
-                    Ok(plain) => {
-                        self.metrics.opened();
-                        match reassembler.push(from, &plain) {
-                            Ok(Some(whole)) => return Ok((from, whole)),
-                            Ok(None) => {}
-                            Err(e) => {
-                                self.metrics.bad_frame();
-                                debug!(from = %from, error = %e, "dropped malformed gossip frame");
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        self.metrics.rejected(e);
-                        debug!(from = %from, len = n, reason = e.reason(), "dropped gossip datagram that failed to open");
-                    }
-                },
+            self.metrics.opened();
+            let pushed = guard.reassembler.push(from, &frame);
+            for _ in 0..guard.reassembler.take_evicted() {
+                self.metrics.reject(
+                    Reject::FragmentLimit,
+                    from,
+                    &"dropped a partial fragmented message to stay within the reassembly \
+                      budgets (--gossip.reassembly-bytes, --gossip.reassembly-bytes-per-source)",
+                );
+            }
+            self.metrics
+                .set_reassembly_bytes(guard.reassembler.buffered_bytes());
+            match pushed {
+                Ok(Some(whole)) => return Ok((from, whole)),
+                Ok(None) => {}
+                Err(e) => self.metrics.reject(e.into(), from, &e),
             }
         }
     }

@@ -257,6 +257,7 @@ mod tests {
             Announcement::new(name, "keys"),
             t,
             GossipMetrics::unregistered(),
+            None,
         )
         .await
         .unwrap()

@@ -11,8 +11,10 @@ pub mod frame;
 pub mod keyring;
 pub mod membership;
 pub mod metrics;
+pub mod ratelimit;
 pub mod relay;
 mod reload;
+pub mod replay;
 pub mod seal;
 pub mod view;
 pub mod wan;
@@ -21,11 +23,12 @@ pub mod wan;
 mod pool_tests;
 
 pub use announcement::{Announcement, AnnouncementError, LabelSet, Role};
-pub use carrier::{Carrier, CarrierError, GossipSecurity, UdpCarrier};
+pub use carrier::{Carrier, CarrierError, GossipLimits, GossipSecurity, UdpCarrier};
+pub use frame::ReassemblyLimits;
 pub use extra_keys::{PeerValues, ValuesPublisher};
 pub use keyring::{Keyring, KeyringError};
 pub use membership::{FailureDetection, Membership, MembershipConfig, MembershipError, PoolScope};
-pub use metrics::GossipMetrics;
+pub use metrics::{GossipMetrics, Reject};
 pub use relay::{Relay, RelayError};
 pub use view::{Peer, PeerChange, diff};
 

@@ -17,9 +17,12 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info};
 
 use crate::announcement::{self, Announcement, AnnouncementError, KEY_READY};
-use crate::carrier::{Carrier, CarrierError, GossipSecurity, MIN_DATAGRAM, UdpCarrier};
+use crate::carrier::{
+    Carrier, CarrierError, GossipLimits, GossipSecurity, MIN_DATAGRAM, UdpCarrier,
+};
 use crate::keyring::Keyring;
 use crate::metrics::GossipMetrics;
+use crate::ratelimit::Roster;
 use crate::relay::{DEFAULT_MAX_LINKS, Relay};
 use crate::reload;
 use crate::view::{Peer, ViewBuilder};
@@ -74,6 +77,9 @@ pub struct MembershipConfig {
     pub max_datagram: usize,
     /// LAN (one pool per cluster) or WAN (one pool per federation).
     pub scope: PoolScope,
+    /// What the LAN carrier accepts: freshness window, replay cache, rate
+    /// and reassembly budgets (unused by other carriers).
+    pub limits: GossipLimits,
 }
 
 /// Which pool a membership is: it names the chitchat cluster id.
@@ -108,6 +114,7 @@ impl MembershipConfig {
             max_links: DEFAULT_MAX_LINKS,
             max_datagram: crate::seal::MAX_DATAGRAM,
             scope: PoolScope::Lan,
+            limits: GossipLimits::default(),
         }
     }
 
@@ -138,6 +145,7 @@ pub enum MembershipError {
 pub struct Membership {
     handle: Option<ChitchatHandle>,
     relay: Option<Relay>,
+    seeds_task: Option<JoinHandle<()>>,
     carrier: Option<Arc<UdpCarrier>>,
     self_id: ChitchatId,
     pool_id: String,
@@ -158,15 +166,20 @@ impl Membership {
     ) -> Result<Membership, MembershipError> {
         check_config(&cfg, &announcement)?;
         let metrics = GossipMetrics::register(registry);
+        let roster = Arc::new(Roster::default());
         let carrier = Arc::new(
-            UdpCarrier::bind(
+            UdpCarrier::bind_with(
                 cfg.listen_addr,
                 cfg.security.clone(),
                 cfg.max_datagram,
+                cfg.limits.clone(),
+                roster.clone(),
                 metrics.clone(),
             )
             .await?,
         );
+        let (advertise, _) = advertise_addr(&cfg, carrier.local_addr()?)?;
+        carrier.set_identity(advertise);
         let protection = match &cfg.security {
             GossipSecurity::Sealed(k) => format!(
                 "UDP sealed with XChaCha20-Poly1305, primary key id {:02x}, {} key(s)",
@@ -175,12 +188,13 @@ impl Membership {
             ),
             GossipSecurity::InsecurePlaintext => "INSECURE PLAINTEXT UDP".to_string(),
         };
-        let mut m = Membership::start_with_carrier(
+        let mut m = Membership::start_relayed(
             cfg,
             announcement,
             carrier.clone(),
             &protection,
             metrics,
+            roster,
         )
         .await?;
         m.carrier = Some(carrier);
@@ -199,6 +213,18 @@ impl Membership {
         protection: &str,
         metrics: GossipMetrics,
     ) -> Result<Membership, MembershipError> {
+        let roster = Arc::new(Roster::default());
+        Membership::start_relayed(cfg, announcement, carrier, protection, metrics, roster).await
+    }
+
+    async fn start_relayed(
+        cfg: MembershipConfig,
+        announcement: Announcement,
+        carrier: Arc<dyn Carrier>,
+        protection: &str,
+        metrics: GossipMetrics,
+        roster: Arc<Roster>,
+    ) -> Result<Membership, MembershipError> {
         check_config(&cfg, &announcement)?;
         let bound = carrier.local_addr()?;
         let (advertise, why) = advertise_addr(&cfg, bound)?;
@@ -206,8 +232,9 @@ impl Membership {
             pool = %cfg.pool_id(), node = %cfg.node_id, listen = %bound, advertise = %advertise,
             "gossip announces {advertise} ({why}); {protection}"
         );
-        let relay = Relay::new(carrier, cfg.max_links);
+        let relay = Relay::new(carrier, cfg.max_links, roster.clone(), metrics.clone());
         let chitchat_listen: SocketAddr = (Ipv4Addr::LOCALHOST, 0).into();
+        let seeds = cfg.seeds.clone();
         let mut m = Membership::start_on(
             cfg,
             advertise,
@@ -215,9 +242,11 @@ impl Membership {
             announcement,
             &relay,
             metrics,
+            Some(roster.clone()),
         )
         .await?;
         m.relay = Some(relay);
+        m.seeds_task = Some(tokio::spawn(resolve_seeds(seeds, roster)));
         Ok(m)
     }
 
@@ -230,6 +259,7 @@ impl Membership {
         announcement: Announcement,
         transport: &dyn Transport,
         metrics: GossipMetrics,
+        roster: Option<Arc<Roster>>,
     ) -> Result<Membership, MembershipError> {
         let mut kvs = announcement.to_key_values()?;
         kvs.push((
@@ -262,10 +292,11 @@ impl Membership {
         let live_rx = handle.chitchat().lock().await.live_nodes_watcher();
         let (peers_tx, peers_rx) = watch::channel(Arc::new(Vec::new()));
         let builder = ViewBuilder::new(self_id.clone(), metrics.clone());
-        let view_task = tokio::spawn(run_view(live_rx, peers_tx, builder));
+        let view_task = tokio::spawn(run_view(live_rx, peers_tx, builder, roster));
         Ok(Membership {
             handle: Some(handle),
             relay: None,
+            seeds_task: None,
             carrier: None,
             self_id,
             pool_id: cfg.pool_id(),
@@ -366,6 +397,16 @@ impl Membership {
         &self.metrics
     }
 
+    /// Relay links open now (one per peer talked to recently).
+    pub fn relay_links(&self) -> usize {
+        self.relay.as_ref().map_or(0, Relay::num_links)
+    }
+
+    /// True when the relay holds a link to `peer`, i.e. chitchat can answer it.
+    pub fn has_relay_link(&self, peer: SocketAddr) -> bool {
+        self.relay.as_ref().is_some_and(|r| r.has_link(peer))
+    }
+
     /// Graceful leave: publishes "not ready", lets a few gossip rounds carry
     /// it (peers drop this node from their views at once instead of waiting
     /// for the failure detector), then shuts down.
@@ -385,6 +426,9 @@ impl Membership {
             debug!(error = %e, "chitchat stopped with an error");
         }
         self.view_task.abort();
+        if let Some(task) = self.seeds_task.take() {
+            task.abort();
+        }
         if let Some(relay) = self.relay.take() {
             relay.shutdown().await;
         }
@@ -416,6 +460,9 @@ impl Drop for Membership {
     fn drop(&mut self) {
         self.stop_reloader();
         self.view_task.abort();
+        if let Some(task) = &self.seeds_task {
+            task.abort();
+        }
         if let Some(handle) = &self.handle {
             let _ = handle.initiate_shutdown();
         }
@@ -426,10 +473,15 @@ async fn run_view(
     mut live_rx: watch::Receiver<std::collections::BTreeMap<ChitchatId, chitchat::NodeState>>,
     peers_tx: watch::Sender<Arc<Vec<Peer>>>,
     mut builder: ViewBuilder,
+    roster: Option<Arc<Roster>>,
 ) {
     loop {
         let view = {
             let live = live_rx.borrow_and_update();
+            if let Some(roster) = &roster {
+                // Every live node, ready or not, is a member the relay answers.
+                roster.set_members(live.keys().map(|id| id.gossip_advertise_addr));
+            }
             builder.build(live.iter())
         };
         peers_tx.send_if_modified(|current| {
@@ -443,6 +495,39 @@ async fn run_view(
         if live_rx.changed().await.is_err() {
             return;
         }
+    }
+}
+
+/// How often seed names are resolved again for the roster (chitchat does
+/// the same for its own seed list).
+const SEED_RESOLVE_INTERVAL: Duration = Duration::from_secs(60);
+/// Bound on one round of seed resolution.
+const SEED_RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Keeps the roster's seed addresses current: `host:port` seeds are
+/// resolved now and every [`SEED_RESOLVE_INTERVAL`]; a failed lookup keeps
+/// the addresses it had.
+async fn resolve_seeds(seeds: Vec<String>, roster: Arc<Roster>) {
+    let mut known: std::collections::HashMap<String, Vec<SocketAddr>> =
+        std::collections::HashMap::new();
+    loop {
+        for seed in &seeds {
+            if let Ok(addr) = seed.parse::<SocketAddr>() {
+                known.insert(seed.clone(), vec![addr]);
+                continue;
+            }
+            match tokio::time::timeout(SEED_RESOLVE_TIMEOUT, tokio::net::lookup_host(seed.as_str()))
+                .await
+            {
+                Ok(Ok(addrs)) => {
+                    known.insert(seed.clone(), addrs.take(64).collect());
+                }
+                Ok(Err(e)) => debug!(seed = %seed, error = %e, "cannot resolve gossip seed"),
+                Err(_) => debug!(seed = %seed, "gossip seed lookup timed out"),
+            }
+        }
+        roster.set_seeds(known.values().flatten().copied());
+        tokio::time::sleep(SEED_RESOLVE_INTERVAL).await;
     }
 }
 
@@ -467,6 +552,28 @@ fn check_config(
         return Err(MembershipError::Config(format!(
             "max_datagram must be within {MIN_DATAGRAM}..={}",
             crate::seal::MAX_DATAGRAM
+        )));
+    }
+    if cfg.limits.max_clock_skew.is_zero() {
+        return Err(MembershipError::Config(
+            "max_clock_skew must be positive".into(),
+        ));
+    }
+    if cfg.limits.replay_cache_entries == 0
+        || cfg.limits.source_rate == 0
+        || cfg.limits.stranger_rate == 0
+    {
+        return Err(MembershipError::Config(
+            "replay_cache_entries, source_rate and stranger_rate must be positive".into(),
+        ));
+    }
+    if cfg.limits.reassembly.max_bytes_per_source < crate::frame::MAX_MESSAGE_CHARGE
+        || cfg.limits.reassembly.max_bytes < cfg.limits.reassembly.max_bytes_per_source
+    {
+        return Err(MembershipError::Config(format!(
+            "reassembly budgets must hold one whole message ({} bytes) per source, and the \
+             total at least the per-source budget",
+            crate::frame::MAX_MESSAGE_CHARGE
         )));
     }
     if announcement.node_id != cfg.node_id {

@@ -1,21 +1,144 @@
-//! Prometheus metrics of the gossip layer (prometheus-client).
+//! Prometheus metrics of the gossip layer (prometheus-client), and the
+//! rate-limited logging of dropped datagrams.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use tracing::{debug, warn};
 
+use crate::frame::FrameError;
+use crate::replay::ReplayError;
 use crate::seal::OpenError;
 
 type Labels = Vec<(&'static str, &'static str)>;
 
+/// At most one warning per reason per this interval; every drop is logged
+/// at debug level.
+pub const WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Why a received gossip datagram was dropped: the `reason` label of
+/// `skein_gossip_packets_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reject {
+    /// Shorter than the smallest sealed datagram.
+    TooShort,
+    /// Longer than the UDP limit.
+    Oversize,
+    /// The retired seal format v1.
+    LegacyV1,
+    /// Not a known seal format.
+    BadVersion,
+    /// Sealed under a key id we do not hold.
+    UnknownKey,
+    /// Failed authentication.
+    AuthFailed,
+    /// Authenticated, but a malformed header or frame inside.
+    BadFrame,
+    /// Send time outside the freshness window.
+    Stale,
+    /// Sealed for another recipient.
+    Misdirected,
+    /// Sealed by an address other than the one it came from.
+    SpoofedSender,
+    /// Already received within the window.
+    Replayed,
+    /// Replay cache full of unexpired nonces (fail closed).
+    ReplayCacheFull,
+    /// Over the source's (or the strangers') datagram rate.
+    RateLimited,
+    /// A partial message dropped to keep reassembly within its budgets.
+    FragmentLimit,
+    /// A source that is neither a member, a seed nor linked, refused a relay
+    /// link because the budget for new links was spent.
+    UnknownSource,
+}
+
+impl Reject {
+    /// Every reason, in label order.
+    pub const ALL: [Reject; 15] = [
+        Reject::TooShort,
+        Reject::Oversize,
+        Reject::LegacyV1,
+        Reject::BadVersion,
+        Reject::UnknownKey,
+        Reject::AuthFailed,
+        Reject::BadFrame,
+        Reject::Stale,
+        Reject::Misdirected,
+        Reject::SpoofedSender,
+        Reject::Replayed,
+        Reject::ReplayCacheFull,
+        Reject::RateLimited,
+        Reject::FragmentLimit,
+        Reject::UnknownSource,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Reject::TooShort => "too_short",
+            Reject::Oversize => "oversize",
+            Reject::LegacyV1 => "legacy_v1",
+            Reject::BadVersion => "bad_version",
+            Reject::UnknownKey => "unknown_key",
+            Reject::AuthFailed => "auth_failed",
+            Reject::BadFrame => "bad_frame",
+            Reject::Stale => "stale",
+            Reject::Misdirected => "misdirected",
+            Reject::SpoofedSender => "spoofed_sender",
+            Reject::Replayed => "replayed",
+            Reject::ReplayCacheFull => "replay_cache_full",
+            Reject::RateLimited => "rate_limited",
+            Reject::FragmentLimit => "fragment_limit",
+            Reject::UnknownSource => "unknown_source",
+        }
+    }
+
+    fn index(self) -> usize {
+        Reject::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+}
+
+impl From<OpenError> for Reject {
+    fn from(e: OpenError) -> Reject {
+        match e {
+            OpenError::TooShort => Reject::TooShort,
+            OpenError::Oversize => Reject::Oversize,
+            OpenError::LegacyV1 => Reject::LegacyV1,
+            OpenError::BadVersion => Reject::BadVersion,
+            OpenError::UnknownKey => Reject::UnknownKey,
+            OpenError::Forged => Reject::AuthFailed,
+            OpenError::BadInner => Reject::BadFrame,
+        }
+    }
+}
+
+impl From<ReplayError> for Reject {
+    fn from(e: ReplayError) -> Reject {
+        match e {
+            ReplayError::Stale { .. } => Reject::Stale,
+            ReplayError::Replayed => Reject::Replayed,
+            ReplayError::CacheFull => Reject::ReplayCacheFull,
+        }
+    }
+}
+
+impl From<FrameError> for Reject {
+    fn from(_: FrameError) -> Reject {
+        Reject::BadFrame
+    }
+}
+
 /// Counters and gauges of one membership instance. Clones share the values.
 #[derive(Clone, Debug)]
 pub struct GossipMetrics {
-    too_short: Counter,
-    unknown_key: Counter,
-    auth_failed: Counter,
-    bad_frame: Counter,
+    rejected: Vec<Counter>,
+    last_warned: Arc<Mutex<Vec<Option<Instant>>>>,
     packets_opened: Counter,
     packets_sealed: Counter,
     send_errors: Counter,
@@ -25,6 +148,9 @@ pub struct GossipMetrics {
     keyring_reloads: Counter,
     keyring_reload_errors: Counter,
     peers: Gauge,
+    relay_links: Gauge,
+    reassembly_bytes: Gauge,
+    replay_cache_entries: Gauge,
 }
 
 impl GossipMetrics {
@@ -35,7 +161,9 @@ impl GossipMetrics {
     /// `skein_gossip_send_errors_total`, `skein_gossip_fragmented_datagrams_total`,
     /// `skein_gossip_recv_errors_total`, `skein_gossip_keyring_reloads_total`,
     /// `skein_gossip_keyring_reload_errors_total`,
-    /// `skein_gossip_announcements_invalid_total`, `skein_gossip_peers`.
+    /// `skein_gossip_announcements_invalid_total`, `skein_gossip_peers`,
+    /// `skein_gossip_relay_links`, `skein_gossip_reassembly_bytes`,
+    /// `skein_gossip_replay_cache_entries`.
     pub fn register(registry: &mut Registry) -> GossipMetrics {
         GossipMetrics::register_as(registry, "skein_gossip")
     }
@@ -44,12 +172,12 @@ impl GossipMetrics {
     /// pool uses `skein_wan_gossip`).
     pub fn register_as(registry: &mut Registry, prefix: &str) -> GossipMetrics {
         let rejected: Family<Labels, Counter> = Family::default();
-        let reason = |r: &'static str| rejected.get_or_create(&vec![("reason", r)]).clone();
         let metrics = GossipMetrics {
-            too_short: reason(OpenError::TooShort.reason()),
-            unknown_key: reason(OpenError::UnknownKey.reason()),
-            auth_failed: reason(OpenError::Forged.reason()),
-            bad_frame: reason("bad_frame"),
+            rejected: Reject::ALL
+                .iter()
+                .map(|r| rejected.get_or_create(&vec![("reason", r.label())]).clone())
+                .collect(),
+            last_warned: Arc::new(Mutex::new(vec![None; Reject::ALL.len()])),
             packets_opened: Counter::default(),
             packets_sealed: Counter::default(),
             send_errors: Counter::default(),
@@ -59,10 +187,14 @@ impl GossipMetrics {
             keyring_reloads: Counter::default(),
             keyring_reload_errors: Counter::default(),
             peers: Gauge::default(),
+            relay_links: Gauge::default(),
+            reassembly_bytes: Gauge::default(),
+            replay_cache_entries: Gauge::default(),
         };
         registry.register(
             format!("{prefix}_packets_rejected"),
-            "Gossip datagrams dropped: failed to open under the keyring, or a malformed frame inside",
+            "Gossip datagrams dropped, by reason: failed to open, stale, replayed, spoofed or \
+             misdirected, over a rate or reassembly budget, or refused a relay link",
             rejected,
         );
         registry.register(
@@ -110,6 +242,21 @@ impl GossipMetrics {
             "Live and ready peers in this node's view (self excluded)",
             metrics.peers.clone(),
         );
+        registry.register(
+            format!("{prefix}_relay_links"),
+            "Loopback relay links open (one per peer talked to recently)",
+            metrics.relay_links.clone(),
+        );
+        registry.register(
+            format!("{prefix}_reassembly_bytes"),
+            "Bytes held by partial fragmented messages (payload plus bookkeeping)",
+            metrics.reassembly_bytes.clone(),
+        );
+        registry.register(
+            format!("{prefix}_replay_cache_entries"),
+            "Nonces of accepted datagrams remembered to refuse replays",
+            metrics.replay_cache_entries.clone(),
+        );
         metrics
     }
 
@@ -118,16 +265,42 @@ impl GossipMetrics {
         GossipMetrics::register(&mut Registry::default())
     }
 
-    pub(crate) fn rejected(&self, err: OpenError) {
-        match err {
-            OpenError::TooShort => self.too_short.inc(),
-            OpenError::UnknownKey => self.unknown_key.inc(),
-            OpenError::Forged => self.auth_failed.inc(),
+    /// Counts a dropped datagram, logs it at debug level, and warns at most
+    /// once per [`WARN_INTERVAL`] for each reason.
+    pub(crate) fn reject(&self, reason: Reject, from: SocketAddr, detail: &dyn std::fmt::Display) {
+        let i = reason.index();
+        if let Some(c) = self.rejected.get(i) {
+            c.inc();
+        }
+        debug!(from = %from, reason = reason.label(), "dropped gossip datagram: {detail}");
+        let now = Instant::now();
+        let due = {
+            let mut last = self
+                .last_warned
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match last.get_mut(i) {
+                Some(slot) if slot.is_none_or(|t| now.duration_since(t) >= WARN_INTERVAL) => {
+                    *slot = Some(now);
+                    true
+                }
+                _ => false,
+            }
         };
+        if due {
+            let total = self.rejected.get(i).map_or(0, Counter::get);
+            warn!(
+                from = %from, reason = reason.label(), total,
+                "dropped gossip datagram: {detail} (further drops for this reason are logged at \
+                 debug level for {}s; see skein_gossip_packets_rejected_total)",
+                WARN_INTERVAL.as_secs()
+            );
+        }
     }
 
-    pub(crate) fn bad_frame(&self) {
-        self.bad_frame.inc();
+    /// Datagrams rejected so far for `reason`.
+    pub fn rejected(&self, reason: Reject) -> u64 {
+        self.rejected.get(reason.index()).map_or(0, Counter::get)
     }
 
     pub(crate) fn opened(&self) {
@@ -168,10 +341,35 @@ impl GossipMetrics {
 
     /// Datagrams rejected so far, all reasons.
     pub fn packets_rejected(&self) -> u64 {
-        self.too_short.get()
-            + self.unknown_key.get()
-            + self.auth_failed.get()
-            + self.bad_frame.get()
+        self.rejected.iter().map(Counter::get).sum()
+    }
+
+    pub(crate) fn set_relay_links(&self, n: usize) {
+        self.relay_links.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn set_reassembly_bytes(&self, n: usize) {
+        self.reassembly_bytes.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn set_replay_cache_entries(&self, n: usize) {
+        self.replay_cache_entries
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Relay links open now.
+    pub fn relay_links(&self) -> u64 {
+        u64::try_from(self.relay_links.get()).unwrap_or(0)
+    }
+
+    /// Bytes held by partial fragmented messages now.
+    pub fn reassembly_bytes(&self) -> u64 {
+        u64::try_from(self.reassembly_bytes.get()).unwrap_or(0)
+    }
+
+    /// Nonces in the replay cache now.
+    pub fn replay_cache_entries(&self) -> u64 {
+        u64::try_from(self.replay_cache_entries.get()).unwrap_or(0)
     }
 
     /// Datagrams received and handed to chitchat so far.
@@ -218,14 +416,25 @@ mod tests {
     fn exposes_the_documented_names() {
         let mut registry = Registry::default();
         let m = GossipMetrics::register(&mut registry);
-        m.rejected(OpenError::Forged);
-        m.rejected(OpenError::TooShort);
-        assert_eq!(m.packets_rejected(), 2);
+        let from: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        m.reject(OpenError::Forged.into(), from, &"test");
+        m.reject(OpenError::TooShort.into(), from, &"test");
+        m.reject(Reject::Replayed, from, &"test");
+        assert_eq!(m.packets_rejected(), 3);
+        assert_eq!(m.rejected(Reject::Replayed), 1);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains("skein_gossip_packets_rejected_total{reason=\"auth_failed\"} 1"));
         assert!(text.contains("skein_gossip_packets_rejected_total{reason=\"unknown_key\"} 0"));
         assert!(text.contains("skein_gossip_announcements_invalid_total 0"));
+        assert!(text.contains("skein_gossip_packets_rejected_total{reason=\"replayed\"} 1"));
+        for r in Reject::ALL {
+            let line = format!("skein_gossip_packets_rejected_total{{reason=\"{}\"}}", r.label());
+            assert!(text.contains(&line), "{line}");
+        }
         assert!(text.contains("skein_gossip_peers 0"));
+        assert!(text.contains("skein_gossip_relay_links 0"));
+        assert!(text.contains("skein_gossip_reassembly_bytes 0"));
+        assert!(text.contains("skein_gossip_replay_cache_entries 0"));
     }
 }

@@ -38,6 +38,7 @@ async fn start(name: &str, port: u16, seeds: &[u16], transport: &ChannelTranspor
         Announcement::new(name, "mem"),
         transport,
         GossipMetrics::unregistered(),
+        None,
     )
     .await
     .unwrap();

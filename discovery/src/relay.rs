@@ -10,12 +10,22 @@
 //! them to the peer). Datagrams the carrier accepts from a peer go out of that
 //! peer's link to chitchat's socket, and `recv` maps the link address back to
 //! the peer's address. chitchat therefore only ever sees real peer addresses.
+//!
+//! chitchat answers whoever it hears from, and every answer goes out through
+//! a link. So a link is what a source needs to get a reply: the relay makes
+//! one for a datagram from the network only when the source is a current
+//! member or a seed (the [`Roster`]), or otherwise within a small budget of
+//! new links per second ([`NEW_LINK_RATE`]). The carrier hands over only
+//! datagrams that passed its checks (for the sealed LAN carrier: opened,
+//! fresh, unreplayed, sealed by the address they came from), so a newcomer
+//! is admitted on its first such datagram, which proves it holds the key.
+//! A datagram refused a link is dropped and counted (`unknown_source`).
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chitchat::ChitchatEnvelope;
@@ -24,10 +34,20 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::carrier::Carrier;
-use crate::seal::MAX_DATAGRAM;
+use crate::metrics::{GossipMetrics, Reject};
+use crate::ratelimit::{Roster, TokenBucket};
+use crate::seal::{MAX_DATAGRAM, canonical};
 
-/// Default bound on the number of peer links (least recently used go first).
+/// Default bound on the number of peer links (least recently used go first):
+/// one per peer talked to recently, each an idle loopback socket, so 1,024
+/// covers any cluster a 2-core node can gossip with.
 pub const DEFAULT_MAX_LINKS: usize = 1024;
+/// New links per second for sources that are neither members, seeds nor
+/// linked already (bucket of two seconds' worth). Newcomers are rare (a node
+/// joining, or restarting as a new generation): 20 per second admits a
+/// 100-node cluster restarting at once within 5 s, while a key holder
+/// cycling source addresses cannot churn the link table faster than that.
+pub const NEW_LINK_RATE: f64 = 20.0;
 
 const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 const ERROR_BACKOFF: Duration = Duration::from_millis(50);
@@ -65,6 +85,9 @@ struct State {
 struct Shared {
     carrier: Arc<dyn Carrier>,
     max_links: usize,
+    roster: Arc<Roster>,
+    new_links: Mutex<TokenBucket>,
+    metrics: GossipMetrics,
     state: Mutex<State>,
 }
 
@@ -75,12 +98,25 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// A relay in front of `carrier`, with at most `max_links` peer links.
-    pub fn new(carrier: Arc<dyn Carrier>, max_links: usize) -> Relay {
+    /// A relay in front of `carrier`, with at most `max_links` peer links;
+    /// sources on `roster` get a link without spending the new-link budget.
+    pub fn new(
+        carrier: Arc<dyn Carrier>,
+        max_links: usize,
+        roster: Arc<Roster>,
+        metrics: GossipMetrics,
+    ) -> Relay {
         Relay {
             shared: Arc::new(Shared {
                 carrier,
                 max_links: max_links.max(1),
+                roster,
+                new_links: Mutex::new(TokenBucket::new(
+                    NEW_LINK_RATE,
+                    2.0 * NEW_LINK_RATE,
+                    Instant::now(),
+                )),
+                metrics,
                 state: Mutex::new(State::default()),
             }),
         }
@@ -89,6 +125,11 @@ impl Relay {
     /// Number of peer links currently open.
     pub fn num_links(&self) -> usize {
         self.shared.lock().links.len()
+    }
+
+    /// True when a link to `peer` is open.
+    pub fn has_link(&self, peer: SocketAddr) -> bool {
+        self.shared.lock().links.contains_key(&canonical(peer))
     }
 
     /// Stops the pump and every link, and waits for their tasks to end.
@@ -123,11 +164,17 @@ impl Shared {
         tasks
     }
 
-    /// The link toward `peer`, created on first use.
+    /// The link toward `peer`, created on first use. An `inbound` datagram
+    /// from a source without a link gets one only when the source is on the
+    /// roster or the new-link budget allows (`Ok(None)` otherwise); chitchat's
+    /// own sends always get one (chitchat sends only to members, seeds and
+    /// sources it heard through a link).
     fn link(
         self: &Arc<Self>,
         peer: SocketAddr,
-    ) -> Result<(SocketAddr, Arc<tokio::net::UdpSocket>), RelayError> {
+        inbound: bool,
+    ) -> Result<Option<(SocketAddr, Arc<tokio::net::UdpSocket>)>, RelayError> {
+        let peer = canonical(peer);
         let mut state = self.lock();
         if state.closed {
             return Err(RelayError::Closed);
@@ -136,9 +183,19 @@ impl Shared {
         let now = state.clock;
         if let Some(link) = state.links.get_mut(&peer) {
             link.last_used = now;
-            return Ok((link.loopback, link.socket.clone()));
+            return Ok(Some((link.loopback, link.socket.clone())));
         }
         let chitchat_addr = state.chitchat_addr.ok_or(RelayError::NotOpen)?;
+        if inbound && !self.roster.contains(peer) {
+            let admitted = self
+                .new_links
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .try_take(Instant::now());
+            if !admitted {
+                return Ok(None);
+            }
+        }
         if state.links.len() >= self.max_links {
             evict_oldest(&mut state);
         }
@@ -158,8 +215,9 @@ impl Shared {
                 last_used: now,
             },
         );
+        self.metrics.set_relay_links(state.links.len());
         debug!(peer = %peer, loopback = %loopback, "opened gossip relay link");
-        Ok((loopback, socket))
+        Ok(Some((loopback, socket)))
     }
 
     fn peer_of(&self, loopback: SocketAddr) -> Option<SocketAddr> {
@@ -218,12 +276,19 @@ async fn inbound(shared: Arc<Shared>) {
                 continue;
             }
         };
-        match shared.link(peer) {
-            Ok((_, socket)) => {
+        match shared.link(peer, true) {
+            Ok(Some((_, socket))) => {
                 if let Err(e) = socket.send(&datagram).await {
                     debug!(peer = %peer, error = %e, "cannot hand gossip datagram to chitchat");
                 }
             }
+            Ok(None) => shared.metrics.reject(
+                Reject::UnknownSource,
+                peer,
+                &format_args!(
+                    "no relay link (hence no reply) for a source that is neither a member nor                      a seed: the budget of {NEW_LINK_RATE} new links per second is spent"
+                ),
+            ),
             Err(RelayError::Closed) => return,
             Err(e) => warn!(peer = %peer, error = %e, "dropping gossip datagram"),
         }
@@ -277,7 +342,7 @@ impl Socket for RelaySocket {
         to: SocketAddr,
         envelope: ChitchatEnvelope,
     ) -> anyhow::Result<SendOutcome> {
-        let (loopback, _) = self.shared.link(to)?;
+        let (loopback, _) = self.shared.link(to, false)?.ok_or(RelayError::NotOpen)?;
         self.inner.send(loopback, envelope).await
     }
 

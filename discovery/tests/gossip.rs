@@ -257,10 +257,16 @@ async fn corrupt_datagrams_are_dropped_and_counted() {
         attacker.send_to(&with_id, target).await.unwrap();
         sent += 2;
     }
-    // A datagram sealed under the right key whose content is not chitchat:
-    // it opens (so it is not counted as rejected) and chitchat drops it.
-    let authenticated_junk =
-        seal::seal(&ring(&[1]), b"definitely not a chitchat envelope").unwrap();
+    // A datagram sealed under the right key, by the address it comes from,
+    // whose content is not chitchat: it opens (so it is not counted as
+    // rejected) and chitchat drops it.
+    let authenticated_junk = seal::seal(
+        &ring(&[1]),
+        attacker.local_addr().unwrap(),
+        target,
+        b"\0definitely not a chitchat envelope",
+    )
+    .unwrap();
     attacker.send_to(&authenticated_junk, target).await.unwrap();
     // A replayed copy of a junk datagram with its tag flipped.
     let mut forged = authenticated_junk.clone();
