@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::net::UdpSocket;
 use tokio::sync::Mutex;
 
-use crate::frame::{self, ReassemblyLimits, Reassembler};
+use crate::frame::{self, Reassembler, ReassemblyLimits};
 use crate::keyring::{Keyring, KeyringError};
 use crate::metrics::{GossipMetrics, Reject};
 use crate::ratelimit::{Limited, Roster, SourceLimiter};
@@ -110,7 +110,7 @@ impl Default for GossipLimits {
             max_clock_skew: Duration::from_secs(30),
             replay_cache_entries: 131_072,
             source_rate: 500,
-            stranger_rate: 100,
+            stranger_rate: 200,
             reassembly: ReassemblyLimits::default(),
         }
     }
@@ -292,7 +292,9 @@ impl UdpCarrier {
             m.reject(
                 e.into(),
                 from,
-                &format_args!("{e}: a replay, or clocks apart by more than --gossip.max-clock-skew"),
+                &format_args!(
+                    "{e}: a replay, or clocks apart by more than --gossip.max-clock-skew"
+                ),
             );
             return None;
         }

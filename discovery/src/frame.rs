@@ -35,7 +35,8 @@ pub const MAX_MESSAGE: usize = MAX_DATAGRAM;
 pub const MIN_DATAGRAM: usize = 256;
 /// Most fragments one message can have: the largest message cut into the
 /// smallest parts a sender can produce (at the [`MIN_DATAGRAM`] limit).
-pub const MAX_FRAGMENTS: usize = MAX_MESSAGE.div_ceil(MIN_DATAGRAM - MAX_OVERHEAD - FRAGMENT_HEADER);
+pub const MAX_FRAGMENTS: usize =
+    MAX_MESSAGE.div_ceil(MIN_DATAGRAM - MAX_OVERHEAD - FRAGMENT_HEADER);
 /// Partial messages kept at once, all sources together.
 const MAX_PARTIALS: usize = 256;
 /// Partial messages kept at once per source (a peer has a handful of
@@ -49,7 +50,8 @@ pub const PART_OVERHEAD: usize = 64;
 pub const PARTIAL_OVERHEAD: usize = 128;
 /// Bytes one complete message can be charged at most: every budget must
 /// hold at least this, or a legitimate message could never complete.
-pub const MAX_MESSAGE_CHARGE: usize = MAX_MESSAGE + MAX_FRAGMENTS * PART_OVERHEAD + PARTIAL_OVERHEAD;
+pub const MAX_MESSAGE_CHARGE: usize =
+    MAX_MESSAGE + MAX_FRAGMENTS * PART_OVERHEAD + PARTIAL_OVERHEAD;
 
 /// Budgets of the reassembly buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

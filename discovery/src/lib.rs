@@ -24,8 +24,8 @@ mod pool_tests;
 
 pub use announcement::{Announcement, AnnouncementError, LabelSet, Role};
 pub use carrier::{Carrier, CarrierError, GossipLimits, GossipSecurity, UdpCarrier};
-pub use frame::ReassemblyLimits;
 pub use extra_keys::{PeerValues, ValuesPublisher};
+pub use frame::ReassemblyLimits;
 pub use keyring::{Keyring, KeyringError};
 pub use membership::{FailureDetection, Membership, MembershipConfig, MembershipError, PoolScope};
 pub use metrics::{GossipMetrics, Reject};

@@ -349,7 +349,8 @@ impl GossipMetrics {
     }
 
     pub(crate) fn set_reassembly_bytes(&self, n: usize) {
-        self.reassembly_bytes.set(i64::try_from(n).unwrap_or(i64::MAX));
+        self.reassembly_bytes
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn set_replay_cache_entries(&self, n: usize) {
@@ -429,7 +430,10 @@ mod tests {
         assert!(text.contains("skein_gossip_announcements_invalid_total 0"));
         assert!(text.contains("skein_gossip_packets_rejected_total{reason=\"replayed\"} 1"));
         for r in Reject::ALL {
-            let line = format!("skein_gossip_packets_rejected_total{{reason=\"{}\"}}", r.label());
+            let line = format!(
+                "skein_gossip_packets_rejected_total{{reason=\"{}\"}}",
+                r.label()
+            );
             assert!(text.contains(&line), "{line}");
         }
         assert!(text.contains("skein_gossip_peers 0"));

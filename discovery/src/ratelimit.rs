@@ -4,13 +4,18 @@
 //! Sources the node has reason to trust get a token bucket each: current
 //! members and seeds (the [`Roster`]), and sources whose datagram opened,
 //! was fresh, unreplayed and sealed by that very address ("vouched"). Every
-//! other source shares one small "strangers" bucket, so a flood of garbage
-//! or replays from any number of spoofed addresses spends only that bucket
-//! and never the members' budgets, and the state kept is bounded whatever
-//! the number of source addresses.
+//! other source is a stranger: strangers share one bucket, and within it
+//! each source IP address (hashed with a per-process key into one of
+//! [`STRANGER_SLOTS`] slots) gets at most [`STRANGER_SHARE`] of it. So a
+//! flood of garbage or replays from any number of spoofed addresses spends
+//! only the strangers' budget, never a member's; a flood from a few
+//! addresses leaves room for a newcomer's first datagram (after which it is
+//! vouched); and the state kept is bounded whatever the number of sources.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::hash::BuildHasher;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::RwLock;
 use std::time::Instant;
 
@@ -21,6 +26,12 @@ pub const MAX_ROSTER: usize = 4_096;
 /// Most sources with their own bucket (roster and vouched together); the
 /// least recently seen goes first. A dropped bucket is recreated full.
 pub const MAX_SOURCES: usize = 4_096;
+/// Slots that stranger IP addresses are hashed into, each with its own
+/// share of the strangers' rate.
+pub const STRANGER_SLOTS: usize = 1_024;
+/// The part of the strangers' rate one slot (one IP address, barring
+/// collisions) may use.
+pub const STRANGER_SHARE: f64 = 0.1;
 
 /// A token bucket: `rate` tokens per second, holding at most `burst`.
 #[derive(Debug, Clone)]
@@ -126,12 +137,14 @@ pub enum Limited {
     Strangers,
 }
 
-/// Per-source buckets plus the strangers' bucket.
+/// Per-source buckets plus the strangers' buckets.
 #[derive(Debug)]
 pub struct SourceLimiter {
     rate: f64,
     burst: f64,
     strangers: TokenBucket,
+    stranger_slots: Vec<TokenBucket>,
+    slot_hasher: RandomState,
     sources: HashMap<SocketAddr, Source>,
     capacity: usize,
     tick: u64,
@@ -154,10 +167,13 @@ impl SourceLimiter {
     ) -> SourceLimiter {
         let rate = f64::from(per_source);
         let shared = f64::from(strangers);
+        let slot = (shared * STRANGER_SHARE).max(1.0);
         SourceLimiter {
             rate,
             burst: 2.0 * rate,
             strangers: TokenBucket::new(shared, 2.0 * shared, now),
+            stranger_slots: vec![TokenBucket::new(slot, 2.0 * slot, now); STRANGER_SLOTS],
+            slot_hasher: RandomState::new(),
             sources: HashMap::new(),
             capacity: capacity.max(1),
             tick: 0,
@@ -171,11 +187,7 @@ impl SourceLimiter {
         self.tick += 1;
         if !self.sources.contains_key(&from) {
             if !known {
-                return if self.strangers.try_take(now) {
-                    Ok(())
-                } else {
-                    Err(Limited::Strangers)
-                };
+                return self.admit_stranger(from.ip(), now);
             }
             self.insert(from, now);
         }
@@ -190,6 +202,19 @@ impl SourceLimiter {
                 }
             }
             None => Err(Limited::Source),
+        }
+    }
+
+    fn admit_stranger(&mut self, ip: IpAddr, now: Instant) -> Result<(), Limited> {
+        let slot = usize::try_from(self.slot_hasher.hash_one(ip)).unwrap_or(0) % STRANGER_SLOTS;
+        let own = self
+            .stranger_slots
+            .get_mut(slot)
+            .is_some_and(|b| b.try_take(now));
+        if own && self.strangers.try_take(now) {
+            Ok(())
+        } else {
+            Err(Limited::Strangers)
         }
     }
 
@@ -255,24 +280,48 @@ mod tests {
     #[test]
     fn strangers_share_one_bucket_and_members_keep_theirs() {
         let t0 = Instant::now();
-        let mut l = SourceLimiter::new(5, 3, t0);
-        // A flood from 1,000 different unknown sources: six get through
-        // (burst of two seconds at 3/s), the rest are refused.
+        let mut l = SourceLimiter::new(5, 30, t0);
+        // A flood from 1,000 different unknown addresses: sixty get through
+        // (burst of two seconds at 30/s), the rest are refused.
         let passed = (0..1_000)
             .filter(|i| l.admit(addr(*i), false, t0).is_ok())
             .count();
-        assert_eq!(passed, 6);
+        assert_eq!(passed, 60);
         assert_eq!(l.admit(addr(5_000), false, t0), Err(Limited::Strangers));
         assert_eq!(l.tracked(), 0);
         // A member is unaffected, and limited on its own.
         let member = addr(9_999);
-        let ok = (0..20).filter(|_| l.admit(member, true, t0).is_ok()).count();
+        let ok = (0..20)
+            .filter(|_| l.admit(member, true, t0).is_ok())
+            .count();
         assert_eq!(ok, 10);
         assert_eq!(l.admit(member, true, t0), Err(Limited::Source));
         // A vouched stranger gets its own bucket.
         l.vouch(addr(1), t0);
         assert!(l.admit(addr(1), false, t0).is_ok());
         assert_eq!(l.tracked(), 2);
+    }
+
+    #[test]
+    fn one_flooding_address_leaves_room_for_a_newcomer() {
+        let t0 = Instant::now();
+        let mut l = SourceLimiter::new(5, 100, t0);
+        let flooder = |port: u16| SocketAddr::from(([192, 0, 2, 1], port));
+        // Any ports of one IP address: at most a tenth of the strangers' budget
+        // (10/s, burst 20).
+        let passed = (0..5_000u16)
+            .filter(|p| l.admit(flooder(*p), false, t0).is_ok())
+            .count();
+        assert_eq!(passed, 20);
+        // Another address still gets its first datagram in.
+        assert!(l.admit(addr(7), false, t0).is_ok());
+        // A dozen or so flooding addresses spend the whole budget, though.
+        for ip in 0..15u8 {
+            for _ in 0..100 {
+                let _ = l.admit(SocketAddr::from(([198, 51, 100, ip], 1)), false, t0);
+            }
+        }
+        assert_eq!(l.admit(addr(8), false, t0), Err(Limited::Strangers));
     }
 
     #[test]

@@ -21,7 +21,9 @@ use crate::seal::NONCE_LEN;
 /// Why a datagram that opened was refused by the replay guard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
-    #[error("send time {sent_at_ms} ms is more than the allowed clock skew away from now ({now_ms} ms)")]
+    #[error(
+        "send time {sent_at_ms} ms is more than the allowed clock skew away from now ({now_ms} ms)"
+    )]
     Stale { sent_at_ms: u64, now_ms: u64 },
     #[error("datagram already received (same nonce) within the freshness window")]
     Replayed,
@@ -189,7 +191,10 @@ mod tests {
         let mut g = ReplayGuard::new(Duration::from_secs(30), 10);
         let sent = 1_000_000;
         assert_eq!(g.accept(&nonce(1), sent, sent), Ok(()));
-        assert_eq!(g.accept(&nonce(1), sent, sent + 5), Err(ReplayError::Replayed));
+        assert_eq!(
+            g.accept(&nonce(1), sent, sent + 5),
+            Err(ReplayError::Replayed)
+        );
         // Still a replay at the last fresh millisecond...
         assert_eq!(
             g.accept(&nonce(1), sent, sent + 30_000),

@@ -65,7 +65,9 @@ pub enum OpenError {
     TooShort,
     #[error("datagram longer than the {MAX_DATAGRAM}-byte UDP limit (truncated on receipt)")]
     Oversize,
-    #[error("datagram in the retired seal format v1 (no time or sender inside); upgrade the sender")]
+    #[error(
+        "datagram in the retired seal format v1 (no time or sender inside); upgrade the sender"
+    )]
     LegacyV1,
     #[error("datagram does not start with a known seal format version")]
     BadVersion,
