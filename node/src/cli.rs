@@ -112,7 +112,10 @@ pub struct NodeArgs {
     pub gossip_listen_address: Option<String>,
 
     /// Gossip address announced to peers (needed with a wildcard listen
-    /// address). [config: gossip.advertise_address]
+    /// address). It is sealed into every datagram as the sender, and peers
+    /// drop datagrams that do not come from it, so it must be the address
+    /// this node's datagrams leave from (no NAT between LAN members).
+    /// [config: gossip.advertise_address]
     #[arg(
         long = "gossip.advertise-address",
         env = "SKEIN_GOSSIP_ADVERTISE_ADDRESS",
@@ -169,6 +172,9 @@ pub struct NodeArgs {
         value_name = "DURATION"
     )]
     pub gossip_interval: Option<String>,
+
+    #[command(flatten)]
+    pub gossip_limits: crate::gossip::GossipLimitArgs,
 
     /// Listen address for HTTP: /metrics, /-/healthy, /-/ready and, with the
     /// query role, the Prometheus HTTP API. [config: http_address] [default: 127.0.0.1:10902]
@@ -452,6 +458,7 @@ impl NodeArgs {
             gossip_wan_max_catalog_entries: None,
             gossip_keyring_file: None,
             gossip_interval: None,
+            gossip_limits: Default::default(),
             http_address: None,
             grpc_address: None,
             log_format: None,
@@ -718,6 +725,7 @@ impl NodeArgs {
             None => None,
             Some(listen) => {
                 let fg = fg.unwrap_or_default();
+                let limits = crate::gossip::resolve_limits(&self.gossip_limits, &fg)?;
                 let listen_address = parse_addr("gossip.listen_address", &listen)?;
                 let advertise_address = match self
                     .gossip_advertise_address
@@ -775,6 +783,7 @@ impl NodeArgs {
                         fg.interval.as_ref(),
                         "1s",
                     )?,
+                    limits,
                 })
             }
         };

@@ -102,6 +102,12 @@ pub struct FileGossip {
     pub wan_max_catalog_entries: Option<usize>,
     pub keyring_file: Option<String>,
     pub interval: Option<String>,
+    pub max_clock_skew: Option<String>,
+    pub replay_cache_entries: Option<usize>,
+    pub source_rate: Option<u32>,
+    pub stranger_rate: Option<u32>,
+    pub reassembly_bytes: Option<String>,
+    pub reassembly_bytes_per_source: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +222,8 @@ pub struct GossipSettings {
     /// development mode, which gossips in plaintext.
     pub keyring_file: Option<std::path::PathBuf>,
     pub interval: Duration,
+    /// Freshness window, replay cache, rate and reassembly budgets.
+    pub limits: skein_discovery::GossipLimits,
 }
 
 #[derive(Clone, Debug)]

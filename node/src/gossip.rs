@@ -12,8 +12,173 @@ use skein_discovery::{
 };
 use skein_promql::Labels;
 
-use crate::config::{Config, GossipSettings};
+use crate::config::{Config, ConfigError, FileGossip, GossipSettings, parse_duration, parse_size};
 use crate::readiness::Readiness;
+
+/// Flags bounding what LAN gossip accepts from the network (see
+/// discovery/README.md, "Freshness, replays and who gets an answer").
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct GossipLimitArgs {
+    /// Datagrams whose sealed send time is further than this from the local
+    /// clock (either way) are dropped as stale. [config: gossip.max_clock_skew]
+    /// [default: 30s: NTP keeps nodes within milliseconds, so this only has to
+    /// cover a drifting clock, and it bounds how long a nonce is remembered]
+    #[arg(
+        long = "gossip.max-clock-skew",
+        env = "SKEIN_GOSSIP_MAX_CLOCK_SKEW",
+        value_name = "DURATION"
+    )]
+    pub max_clock_skew: Option<String>,
+
+    /// Nonces of accepted datagrams remembered to refuse replays; when full,
+    /// new datagrams are dropped rather than a nonce forgotten.
+    /// [config: gossip.replay_cache_entries] [default: 131072: about 8 MiB,
+    /// 60 s of 2,000 datagrams a second, 40x what a 16-node cluster sends]
+    #[arg(
+        long = "gossip.replay-cache-entries",
+        env = "SKEIN_GOSSIP_REPLAY_CACHE_ENTRIES",
+        value_name = "N"
+    )]
+    pub replay_cache_entries: Option<usize>,
+
+    /// Datagrams per second accepted from one member, seed or proven sender
+    /// (bursts of two seconds' worth). [config: gossip.source_rate]
+    /// [default: 500: ten times the busiest honest peer measured, about 60/s
+    /// with 100 ms rounds and 256-byte fragments]
+    #[arg(
+        long = "gossip.source-rate",
+        env = "SKEIN_GOSSIP_SOURCE_RATE",
+        value_name = "N"
+    )]
+    pub source_rate: Option<u32>,
+
+    /// Datagrams per second shared by all sources that are not members or
+    /// seeds, at most a tenth of it per address. [config: gossip.stranger_rate]
+    /// [default: 200: a newcomer needs one datagram to prove its key, and
+    /// this caps the AEAD work spent on unauthenticated traffic]
+    #[arg(
+        long = "gossip.stranger-rate",
+        env = "SKEIN_GOSSIP_STRANGER_RATE",
+        value_name = "N"
+    )]
+    pub stranger_rate: Option<u32>,
+
+    /// Memory for partial fragmented messages, all peers together.
+    /// [config: gossip.reassembly_bytes] [default: 4MiB: 64 full-size
+    /// messages in flight, while a peer has one or two at a time]
+    #[arg(
+        long = "gossip.reassembly-bytes",
+        env = "SKEIN_GOSSIP_REASSEMBLY_BYTES",
+        value_name = "SIZE"
+    )]
+    pub reassembly_bytes: Option<String>,
+
+    /// Memory for one peer's partial fragmented messages (at least 90KiB,
+    /// one whole message). [config: gossip.reassembly_bytes_per_source]
+    /// [default: 512KiB: about eight full-size messages from one peer]
+    #[arg(
+        long = "gossip.reassembly-bytes-per-source",
+        env = "SKEIN_GOSSIP_REASSEMBLY_BYTES_PER_SOURCE",
+        value_name = "SIZE"
+    )]
+    pub reassembly_bytes_per_source: Option<String>,
+}
+
+/// The gossip limits from flags, then the file, then the defaults.
+pub fn resolve_limits(
+    flags: &GossipLimitArgs,
+    file: &FileGossip,
+) -> Result<skein_discovery::GossipLimits, ConfigError> {
+    let defaults = skein_discovery::GossipLimits::default();
+    let pick = |flag: &Option<String>, file: &Option<String>| flag.clone().or(file.clone());
+    let positive = |key: &'static str, v: u64| {
+        if v == 0 {
+            Err(ConfigError::Invalid {
+                key,
+                message: "must be greater than 0".into(),
+            })
+        } else {
+            Ok(v)
+        }
+    };
+    let max_clock_skew = match pick(&flags.max_clock_skew, &file.max_clock_skew) {
+        Some(s) => parse_duration("gossip.max_clock_skew", &s)?,
+        None => defaults.max_clock_skew,
+    };
+    if max_clock_skew.is_zero() {
+        return Err(ConfigError::Invalid {
+            key: "gossip.max_clock_skew",
+            message: "must be greater than 0s (0s would refuse every datagram)".into(),
+        });
+    }
+    let replay_cache_entries = flags
+        .replay_cache_entries
+        .or(file.replay_cache_entries)
+        .unwrap_or(defaults.replay_cache_entries);
+    positive("gossip.replay_cache_entries", replay_cache_entries as u64)?;
+    let source_rate = flags
+        .source_rate
+        .or(file.source_rate)
+        .unwrap_or(defaults.source_rate);
+    positive("gossip.source_rate", u64::from(source_rate))?;
+    let stranger_rate = flags
+        .stranger_rate
+        .or(file.stranger_rate)
+        .unwrap_or(defaults.stranger_rate);
+    positive("gossip.stranger_rate", u64::from(stranger_rate))?;
+    let bytes = |key: &'static str,
+                 v: Option<String>,
+                 default: usize|
+     -> Result<usize, ConfigError> {
+        match v {
+            Some(s) => usize::try_from(parse_size(key, &s)?).map_err(|_| ConfigError::Invalid {
+                key,
+                message: format!("{s:?} is too large"),
+            }),
+            None => Ok(default),
+        }
+    };
+    let per_source = bytes(
+        "gossip.reassembly_bytes_per_source",
+        pick(
+            &flags.reassembly_bytes_per_source,
+            &file.reassembly_bytes_per_source,
+        ),
+        defaults.reassembly.max_bytes_per_source,
+    )?;
+    let total = bytes(
+        "gossip.reassembly_bytes",
+        pick(&flags.reassembly_bytes, &file.reassembly_bytes),
+        defaults.reassembly.max_bytes,
+    )?;
+    let one_message = skein_discovery::frame::MAX_MESSAGE_CHARGE;
+    if per_source < one_message {
+        return Err(ConfigError::Invalid {
+            key: "gossip.reassembly_bytes_per_source",
+            message: format!(
+                "{per_source} bytes cannot hold one whole fragmented message ({one_message} bytes)"
+            ),
+        });
+    }
+    if total < per_source {
+        return Err(ConfigError::Invalid {
+            key: "gossip.reassembly_bytes",
+            message: format!(
+                "{total} bytes is less than gossip.reassembly_bytes_per_source ({per_source})"
+            ),
+        });
+    }
+    Ok(skein_discovery::GossipLimits {
+        max_clock_skew,
+        replay_cache_entries,
+        source_rate,
+        stranger_rate,
+        reassembly: skein_discovery::ReassemblyLimits {
+            max_bytes: total,
+            max_bytes_per_source: per_source,
+        },
+    })
+}
 
 /// What a data role serves right now: its label sets and time range.
 pub type ServedFn = Arc<dyn Fn() -> BoxFuture<'static, Option<Served>> + Send + Sync>;
@@ -90,6 +255,7 @@ pub async fn start(
     mc.advertise_addr = g.advertise_address;
     mc.seeds = g.seeds.clone();
     mc.gossip_interval = g.interval;
+    mc.limits = g.limits.clone();
     let base = base_announcement(config, &roles);
     let (store_addr, why) = internal_store_address(config);
     let membership = Arc::new(Membership::start(mc, base.clone(), registry).await?);
@@ -211,6 +377,71 @@ mod tests {
             generation: 1,
             gossip_addr: "127.0.0.1:7946".parse().unwrap(),
             announcement: a,
+        }
+    }
+
+    #[test]
+    fn gossip_limits_resolve_from_flags_file_and_defaults() {
+        let none = GossipLimitArgs::default();
+        let file = FileGossip::default();
+        assert_eq!(
+            resolve_limits(&none, &file).unwrap(),
+            skein_discovery::GossipLimits::default()
+        );
+        let file = FileGossip {
+            max_clock_skew: Some("10s".into()),
+            source_rate: Some(50),
+            reassembly_bytes: Some("8MiB".into()),
+            ..FileGossip::default()
+        };
+        let flags = GossipLimitArgs {
+            max_clock_skew: Some("45s".into()),
+            stranger_rate: Some(7),
+            ..GossipLimitArgs::default()
+        };
+        let l = resolve_limits(&flags, &file).unwrap();
+        assert_eq!(l.max_clock_skew, Duration::from_secs(45));
+        assert_eq!((l.source_rate, l.stranger_rate), (50, 7));
+        assert_eq!(l.reassembly.max_bytes, 8 << 20);
+        for (flags, key) in [
+            (
+                GossipLimitArgs {
+                    max_clock_skew: Some("0s".into()),
+                    ..GossipLimitArgs::default()
+                },
+                "gossip.max_clock_skew",
+            ),
+            (
+                GossipLimitArgs {
+                    source_rate: Some(0),
+                    ..GossipLimitArgs::default()
+                },
+                "gossip.source_rate",
+            ),
+            (
+                GossipLimitArgs {
+                    replay_cache_entries: Some(0),
+                    ..GossipLimitArgs::default()
+                },
+                "gossip.replay_cache_entries",
+            ),
+            (
+                GossipLimitArgs {
+                    reassembly_bytes_per_source: Some("1KiB".into()),
+                    ..GossipLimitArgs::default()
+                },
+                "gossip.reassembly_bytes_per_source",
+            ),
+            (
+                GossipLimitArgs {
+                    reassembly_bytes: Some("200KiB".into()),
+                    ..GossipLimitArgs::default()
+                },
+                "gossip.reassembly_bytes",
+            ),
+        ] {
+            let e = resolve_limits(&flags, &FileGossip::default()).unwrap_err();
+            assert!(e.to_string().contains(key), "{e}");
         }
     }
 
