@@ -530,12 +530,11 @@ mod tests {
             let attacker = SocketAddr::from(([127, 0, 0, 66], 1000 + (id % 64) as u16));
             assert_eq!(r.push(attacker, &f), Ok(None));
             assert!(r.buffered_bytes_from(attacker) <= limits.max_bytes_per_source);
-            if let Some(hf) = honest_frames.get(i / 100) {
-                if i % 100 == 0 {
-                    if let Some(whole) = r.push(honest, hf).unwrap() {
-                        done = Some(whole);
-                    }
-                }
+            if i.is_multiple_of(100)
+                && let Some(hf) = honest_frames.get(i / 100)
+                && let Some(whole) = r.push(honest, hf).unwrap()
+            {
+                done = Some(whole);
             }
             max_seen = max_seen.max(r.buffered_bytes());
         }

@@ -238,7 +238,7 @@ fn flood(
             let r = next();
             let socket = &sockets[(r % sockets.len() as u64) as usize];
             let target = targets[((r >> 8) % targets.len() as u64) as usize];
-            let datagram = if r % 2 == 0 {
+            let datagram = if r.is_multiple_of(2) {
                 // Garbage that passes the cheap checks (version, key id) and
                 // costs an AEAD attempt unless rate limited first.
                 let len = 64 + (r >> 16) as usize % 1_400;
@@ -252,7 +252,7 @@ fn flood(
             let _ = socket.send_to(&datagram, target);
             sent.fetch_add(1, Ordering::Relaxed);
             i += 1;
-            if i % 20 == 0 {
+            if i.is_multiple_of(20) {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
