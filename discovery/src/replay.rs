@@ -47,10 +47,6 @@ fn key(nonce: &[u8; NONCE_LEN]) -> u128 {
     u128::from_le_bytes(k)
 }
 
-/// Bytes one cached nonce costs, roughly (map slot and queue entry), for
-/// sizing the default capacity.
-pub const BYTES_PER_ENTRY: usize = 64;
-
 impl NonceCache {
     /// An empty cache that holds at most `capacity` nonces (at least 1).
     pub fn new(capacity: usize) -> NonceCache {
@@ -64,6 +60,14 @@ impl NonceCache {
     /// Nonces held now (expired ones may linger until the next insert).
     pub fn len(&self) -> usize {
         self.expiry.len()
+    }
+
+    /// Heap bytes held by the map and the expiry queue (their capacities,
+    /// not just their lengths; the map's control bytes included).
+    pub fn allocated_bytes(&self) -> usize {
+        let slot = std::mem::size_of::<(u128, u64)>() + 1;
+        let entry = std::mem::size_of::<Reverse<(u64, u128)>>();
+        self.expiry.capacity() * slot + self.queue.capacity() * entry
     }
 
     /// True when no nonce is held.
@@ -250,6 +254,15 @@ mod tests {
         }
         assert_eq!(g.cached(), 1_000);
         assert_eq!(refused, 9_000);
+        // Memory at the default capacity, full.
+        let mut c = NonceCache::new(131_072);
+        for i in 0..200_000u64 {
+            let _ = c.insert(&nonce(i), u64::MAX, 0);
+        }
+        assert_eq!(c.len(), 131_072);
+        let bytes = c.allocated_bytes();
+        eprintln!("replay cache full at 131,072 nonces: {bytes} bytes");
+        assert!(bytes <= 12 << 20, "{bytes}");
         // Once the window has passed, room comes back.
         assert_eq!(g.accept(&nonce(20_000), now + 60_000, now + 60_000), Ok(()));
         assert_eq!(g.cached(), 1);

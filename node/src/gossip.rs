@@ -32,7 +32,7 @@ pub struct GossipLimitArgs {
 
     /// Nonces of accepted datagrams remembered to refuse replays; when full,
     /// new datagrams are dropped rather than a nonce forgotten.
-    /// [config: gossip.replay_cache_entries] [default: 131072: about 8 MiB,
+    /// [config: gossip.replay_cache_entries] [default: 131072: about 11 MiB full,
     /// 60 s of 2,000 datagrams a second, 40x what a 16-node cluster sends]
     #[arg(
         long = "gossip.replay-cache-entries",
