@@ -7,6 +7,7 @@
 //! - [`store`]: serves the blocks of an object-storage bucket over the StoreAPI.
 //! - [`matchers`]: label and matcher conversions shared by both.
 
+pub mod guard;
 pub mod matchers;
 pub mod query;
 pub mod shipper;

@@ -194,6 +194,133 @@ pub struct NodeArgs {
     )]
     pub grpc_address: Option<String>,
 
+    /// TLS handshakes in flight on the gRPC port; a connection over the cap
+    /// is closed at once. 64 keeps handshake CPU and memory small on a 2-core
+    /// node while honest peers (a few per querier) never wait.
+    /// [config: grpc.max_tls_handshakes] [default: 64]
+    #[arg(
+        long = "grpc.max-tls-handshakes",
+        env = "SKEIN_GRPC_MAX_TLS_HANDSHAKES",
+        value_name = "N"
+    )]
+    pub grpc_max_tls_handshakes: Option<usize>,
+
+    /// Time a peer has to finish its TLS handshake; 10s covers a slow WAN
+    /// link while a silent connection frees its slot soon.
+    /// [config: grpc.tls_handshake_timeout] [default: 10s]
+    #[arg(
+        long = "grpc.tls-handshake-timeout",
+        env = "SKEIN_GRPC_TLS_HANDSHAKE_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub grpc_tls_handshake_timeout: Option<String>,
+
+    /// Open gRPC connections (after the handshake); more are closed at once.
+    /// 1024 connections of HTTP/2 buffers stay well under 1 GiB.
+    /// [config: grpc.max_connections] [default: 1024]
+    #[arg(
+        long = "grpc.max-connections",
+        env = "SKEIN_GRPC_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
+    pub grpc_max_connections: Option<usize>,
+
+    /// HTTP/2 streams (calls) one connection may have open; 100 is the
+    /// HTTP/2 recommended floor and more than a querier ever opens.
+    /// [config: grpc.max_concurrent_streams] [default: 100]
+    #[arg(
+        long = "grpc.max-concurrent-streams",
+        env = "SKEIN_GRPC_MAX_CONCURRENT_STREAMS",
+        value_name = "N"
+    )]
+    pub grpc_max_concurrent_streams: Option<u32>,
+
+    /// Requests one connection may have in service at once (others wait
+    /// for a slot); 64 leaves room for a querier's fan-out on 2 cores.
+    /// [config: grpc.max_concurrent_requests_per_connection] [default: 64]
+    #[arg(
+        long = "grpc.max-concurrent-requests-per-connection",
+        env = "SKEIN_GRPC_MAX_CONCURRENT_REQUESTS_PER_CONNECTION",
+        value_name = "N"
+    )]
+    pub grpc_max_concurrent_requests_per_connection: Option<usize>,
+
+    /// Largest request message accepted; a SeriesRequest is a few KiB, so
+    /// 4MiB (gRPC's own default) is plenty. [config: grpc.max_recv_message_size] [default: 4MiB]
+    #[arg(
+        long = "grpc.max-recv-message-size",
+        env = "SKEIN_GRPC_MAX_RECV_MESSAGE_SIZE",
+        value_name = "SIZE"
+    )]
+    pub grpc_max_recv_message_size: Option<String>,
+
+    /// Largest HTTP/2 header list of a request; gRPC metadata is small and
+    /// 16KiB is what HTTP/2 servers commonly allow.
+    /// [config: grpc.max_header_list_size] [default: 16KiB]
+    #[arg(
+        long = "grpc.max-header-list-size",
+        env = "SKEIN_GRPC_MAX_HEADER_LIST_SIZE",
+        value_name = "SIZE"
+    )]
+    pub grpc_max_header_list_size: Option<String>,
+
+    /// Series calls served at once across all connections (Thanos:
+    /// --store.grpc.series-max-concurrency, default 20); more wait, then
+    /// get RESOURCE_EXHAUSTED. [config: grpc.series_max_concurrency] [default: 20]
+    #[arg(
+        long = "grpc.series-max-concurrency",
+        env = "SKEIN_GRPC_SERIES_MAX_CONCURRENCY",
+        value_name = "N"
+    )]
+    pub grpc_series_max_concurrency: Option<usize>,
+
+    /// How long a Series call waits for a slot before RESOURCE_EXHAUSTED; 5s
+    /// absorbs a burst without letting callers queue forever.
+    /// [config: grpc.series_queue_timeout] [default: 5s]
+    #[arg(
+        long = "grpc.series-queue-timeout",
+        env = "SKEIN_GRPC_SERIES_QUEUE_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub grpc_series_queue_timeout: Option<String>,
+
+    /// Matchers one StoreAPI request may carry; selectors hold a handful,
+    /// so 128 is generous. [config: grpc.max_matchers] [default: 128]
+    #[arg(
+        long = "grpc.max-matchers",
+        env = "SKEIN_GRPC_MAX_MATCHERS",
+        value_name = "N"
+    )]
+    pub grpc_max_matchers: Option<usize>,
+
+    /// Largest matcher (name plus value); 64KiB fits a long Grafana
+    /// multi-value regex. [config: grpc.max_matcher_size] [default: 64KiB]
+    #[arg(
+        long = "grpc.max-matcher-size",
+        env = "SKEIN_GRPC_MAX_MATCHER_SIZE",
+        value_name = "SIZE"
+    )]
+    pub grpc_max_matcher_size: Option<String>,
+
+    /// HTTP/2 ping interval on idle gRPC connections; with the timeout below
+    /// a dead peer's connection is closed within 40s.
+    /// [config: grpc.keepalive_interval] [default: 30s]
+    #[arg(
+        long = "grpc.keepalive-interval",
+        env = "SKEIN_GRPC_KEEPALIVE_INTERVAL",
+        value_name = "DURATION"
+    )]
+    pub grpc_keepalive_interval: Option<String>,
+
+    /// How long a keepalive ping may go unanswered before the connection is
+    /// closed. [config: grpc.keepalive_timeout] [default: 10s]
+    #[arg(
+        long = "grpc.keepalive-timeout",
+        env = "SKEIN_GRPC_KEEPALIVE_TIMEOUT",
+        value_name = "DURATION"
+    )]
+    pub grpc_keepalive_timeout: Option<String>,
+
     /// Log format. [config: log.format] [default: text]
     #[arg(long = "log.format", env = "SKEIN_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -424,6 +551,46 @@ pub struct NodeArgs {
         value_name = "DURATION"
     )]
     pub query_store_timeout: Option<String>,
+
+    /// Largest gRPC message taken from a store (one Series frame, one label
+    /// answer); a bigger one fails that store. 32MiB holds a year of one
+    /// series' raw chunks. [config: query.store_max_message_size] [default: 32MiB]
+    #[arg(
+        long = "query.store-max-message-size",
+        env = "SKEIN_QUERY_STORE_MAX_MESSAGE_SIZE",
+        value_name = "SIZE"
+    )]
+    pub query_store_max_message_size: Option<String>,
+
+    /// Most bytes one store's answer to one request may hold; more fails
+    /// that store. 512MiB bounds a hostile store's memory on a 2-core node
+    /// above what 50M samples need. [config: query.store_max_response_size] [default: 512MiB]
+    #[arg(
+        long = "query.store-max-response-size",
+        env = "SKEIN_QUERY_STORE_MAX_RESPONSE_SIZE",
+        value_name = "SIZE"
+    )]
+    pub query_store_max_response_size: Option<String>,
+
+    /// Most series one store may send for one request; more fails that
+    /// store. 1M series is beyond what a 2-core querier evaluates.
+    /// [config: query.store_max_series] [default: 1000000]
+    #[arg(
+        long = "query.store-max-series",
+        env = "SKEIN_QUERY_STORE_MAX_SERIES",
+        value_name = "N"
+    )]
+    pub query_store_max_series: Option<usize>,
+
+    /// Most label names or values one store may answer with; more fails
+    /// that store. 1M values is beyond what a UI can show.
+    /// [config: query.store_max_label_values] [default: 1000000]
+    #[arg(
+        long = "query.store-max-label-values",
+        env = "SKEIN_QUERY_STORE_MAX_LABEL_VALUES",
+        value_name = "N"
+    )]
+    pub query_store_max_label_values: Option<usize>,
 }
 
 fn dur(
@@ -436,7 +603,53 @@ fn dur(
         .as_deref()
         .or(file.map(String::as_str))
         .unwrap_or(default);
-    parse_duration(key, s)
+    let d = parse_duration(key, s)?;
+    if d.is_zero() {
+        // A zero interval or timeout would spin a loop or fail every call.
+        return Err(ConfigError::Invalid {
+            key,
+            message: format!("{s:?}: must be greater than 0"),
+        });
+    }
+    Ok(d)
+}
+
+/// A count limit that must be at least 1.
+fn count<T: Copy + Default + PartialEq + std::fmt::Display>(
+    key: &'static str,
+    flag: Option<T>,
+    file: Option<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    let v = flag.or(file).unwrap_or(default);
+    if v == T::default() {
+        return Err(ConfigError::Invalid {
+            key,
+            message: format!("{v}: must be greater than 0"),
+        });
+    }
+    Ok(v)
+}
+
+/// A size like `4MiB` that must be at least 1 byte.
+fn size(
+    key: &'static str,
+    flag: &Option<String>,
+    file: Option<&String>,
+    default: &str,
+) -> Result<u64, ConfigError> {
+    let s = flag
+        .as_deref()
+        .or(file.map(String::as_str))
+        .unwrap_or(default);
+    let n = crate::config::parse_size(key, s)?;
+    if n == 0 {
+        return Err(ConfigError::Invalid {
+            key,
+            message: format!("{s:?}: must be greater than 0"),
+        });
+    }
+    Ok(n)
 }
 
 impl NodeArgs {
@@ -489,6 +702,23 @@ impl NodeArgs {
             query_info_interval: None,
             query_info_timeout: None,
             query_store_timeout: None,
+            query_store_max_message_size: None,
+            query_store_max_response_size: None,
+            query_store_max_series: None,
+            query_store_max_label_values: None,
+            grpc_max_tls_handshakes: None,
+            grpc_tls_handshake_timeout: None,
+            grpc_max_connections: None,
+            grpc_max_concurrent_streams: None,
+            grpc_max_concurrent_requests_per_connection: None,
+            grpc_max_recv_message_size: None,
+            grpc_max_header_list_size: None,
+            grpc_series_max_concurrency: None,
+            grpc_series_queue_timeout: None,
+            grpc_max_matchers: None,
+            grpc_max_matcher_size: None,
+            grpc_keepalive_interval: None,
+            grpc_keepalive_timeout: None,
         }
     }
 
@@ -694,14 +924,42 @@ impl NodeArgs {
                 fq.store_timeout.as_ref(),
                 "2m",
             )?,
+            store_limits: skein_actors::query::StoreLimits {
+                max_message_bytes: usize_size(size(
+                    "query.store_max_message_size",
+                    &self.query_store_max_message_size,
+                    fq.store_max_message_size.as_ref(),
+                    "32MiB",
+                )?),
+                max_response_bytes: usize_size(size(
+                    "query.store_max_response_size",
+                    &self.query_store_max_response_size,
+                    fq.store_max_response_size.as_ref(),
+                    "512MiB",
+                )?),
+                max_series: count(
+                    "query.store_max_series",
+                    self.query_store_max_series,
+                    fq.store_max_series,
+                    1_000_000,
+                )?,
+                max_label_values: count(
+                    "query.store_max_label_values",
+                    self.query_store_max_label_values,
+                    fq.store_max_label_values,
+                    1_000_000,
+                )?,
+            },
         };
         for s in &query.stores {
-            if s.trim().is_empty() || !s.contains(':') {
-                return Err(ConfigError::Invalid {
+            // Only `host:port`: a scheme would pick the transport (plaintext
+            // `http://`) behind the node's TLS settings.
+            skein_actors::query::client::check_store_address(s).map_err(|message| {
+                ConfigError::Invalid {
                     key: "query.stores",
-                    message: format!("{s:?} is not a host:port address"),
-                });
-            }
+                    message,
+                }
+            })?;
         }
         if query.max_samples == 0 {
             return Err(ConfigError::Invalid {
@@ -816,10 +1074,14 @@ impl NodeArgs {
             }
         }
 
+        // Every role dials or serves gRPC: a querier dials its stores however
+        // it finds them (flags, files, gossip, WAN catalog, or later), the
+        // data roles and WAN members serve. Plaintext only with --dev.
         let needs_grpc = roles.contains(&Role::Sidecar)
             || roles.contains(&Role::Store)
-            || (roles.contains(&Role::Query)
-                && (!query.stores.is_empty() || !query.store_files.is_empty()));
+            || roles.contains(&Role::Query)
+            || external_address.is_some()
+            || gossip.is_some();
         if tls.is_none() && needs_grpc && !dev {
             return Err(ConfigError::Invalid {
                 key: "tls",
@@ -829,6 +1091,7 @@ impl NodeArgs {
                     .into(),
             });
         }
+        let grpc_settings = self.grpc_settings(file.grpc.unwrap_or_default())?;
 
         Ok(Config {
             roles,
@@ -846,6 +1109,7 @@ impl NodeArgs {
             dev,
             http_address: http_addr,
             grpc_address: parse_addr("grpc_address", &grpc)?,
+            grpc: grpc_settings,
             log_format: self.log_format.or(fl.format).unwrap_or_default(),
             log_level: self
                 .log_level
@@ -857,6 +1121,106 @@ impl NodeArgs {
             query,
         })
     }
+}
+
+impl NodeArgs {
+    fn grpc_settings(
+        &self,
+        f: crate::config::FileGrpc,
+    ) -> Result<crate::config::GrpcSettings, ConfigError> {
+        let header_list = size(
+            "grpc.max_header_list_size",
+            &self.grpc_max_header_list_size,
+            f.max_header_list_size.as_ref(),
+            "16KiB",
+        )?;
+        Ok(crate::config::GrpcSettings {
+            accept: skein_tls::server::AcceptLimits {
+                max_handshakes: count(
+                    "grpc.max_tls_handshakes",
+                    self.grpc_max_tls_handshakes,
+                    f.max_tls_handshakes,
+                    64,
+                )?,
+                handshake_timeout: dur(
+                    "grpc.tls_handshake_timeout",
+                    &self.grpc_tls_handshake_timeout,
+                    f.tls_handshake_timeout.as_ref(),
+                    "10s",
+                )?,
+                max_connections: count(
+                    "grpc.max_connections",
+                    self.grpc_max_connections,
+                    f.max_connections,
+                    1024,
+                )?,
+            },
+            max_concurrent_streams: count(
+                "grpc.max_concurrent_streams",
+                self.grpc_max_concurrent_streams,
+                f.max_concurrent_streams,
+                100,
+            )?,
+            max_concurrent_requests_per_connection: count(
+                "grpc.max_concurrent_requests_per_connection",
+                self.grpc_max_concurrent_requests_per_connection,
+                f.max_concurrent_requests_per_connection,
+                64,
+            )?,
+            max_recv_message_size: usize_size(size(
+                "grpc.max_recv_message_size",
+                &self.grpc_max_recv_message_size,
+                f.max_recv_message_size.as_ref(),
+                "4MiB",
+            )?),
+            max_header_list_size: u32::try_from(header_list).map_err(|_| ConfigError::Invalid {
+                key: "grpc.max_header_list_size",
+                message: format!("{header_list} bytes: at most 4GiB"),
+            })?,
+            keepalive_interval: dur(
+                "grpc.keepalive_interval",
+                &self.grpc_keepalive_interval,
+                f.keepalive_interval.as_ref(),
+                "30s",
+            )?,
+            keepalive_timeout: dur(
+                "grpc.keepalive_timeout",
+                &self.grpc_keepalive_timeout,
+                f.keepalive_timeout.as_ref(),
+                "10s",
+            )?,
+            store_api: skein_actors::guard::StoreApiLimits {
+                series_max_concurrency: count(
+                    "grpc.series_max_concurrency",
+                    self.grpc_series_max_concurrency,
+                    f.series_max_concurrency,
+                    20,
+                )?,
+                series_queue_timeout: dur(
+                    "grpc.series_queue_timeout",
+                    &self.grpc_series_queue_timeout,
+                    f.series_queue_timeout.as_ref(),
+                    "5s",
+                )?,
+                max_matchers: count(
+                    "grpc.max_matchers",
+                    self.grpc_max_matchers,
+                    f.max_matchers,
+                    128,
+                )?,
+                max_matcher_bytes: usize_size(size(
+                    "grpc.max_matcher_size",
+                    &self.grpc_max_matcher_size,
+                    f.max_matcher_size.as_ref(),
+                    "64KiB",
+                )?),
+            },
+        })
+    }
+}
+
+fn usize_size(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
 fn hostname() -> String {
@@ -874,17 +1238,8 @@ fn hostname() -> String {
 
 /// `host:port` with a non-empty host and a numeric port.
 fn check_host_port(key: &'static str, a: &str) -> Result<(), ConfigError> {
-    let ok = a
-        .rsplit_once(':')
-        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::Invalid {
-            key,
-            message: format!("{a:?} is not a host:port address"),
-        })
-    }
+    skein_actors::query::client::check_store_address(a)
+        .map_err(|message| ConfigError::Invalid { key, message })
 }
 
 /// All three TLS files or none; a partial set names what is missing.
@@ -1029,8 +1384,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("mutual TLS") && e.contains("--dev"), "{e}");
-        // A querier without stores (to be discovered later) has no gRPC link yet.
-        assert!(args(&["--roles", "query"]).resolve().is_ok());
+        // A querier dials whatever stores it finds later (gossip, files):
+        // plaintext needs --dev there too.
+        let e = args(&["--roles", "query"])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mutual TLS"), "{e}");
+        assert!(args(&["--roles", "query", "--dev"]).resolve().is_ok());
         let e = args(&[
             "--roles",
             "sidecar",
@@ -1060,5 +1421,306 @@ mod tests {
         let t = c.tls.unwrap();
         assert_eq!(t.files.key.to_str(), Some("b"));
         assert_eq!(t.server_name.as_deref(), Some("n1"));
+    }
+
+    const TLS: [&str; 6] = [
+        "--tls.cert-file",
+        "a",
+        "--tls.key-file",
+        "b",
+        "--tls.ca-file",
+        "c",
+    ];
+
+    #[test]
+    fn a_gossip_only_querier_without_tls_is_refused() {
+        let dir = std::env::temp_dir().join(format!("skein-cli-gossip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let keyring = dir.join("keyring");
+        std::fs::write(&keyring, "").unwrap();
+        let gossip = [
+            "--roles",
+            "query",
+            "--cluster",
+            "eu1",
+            "--gossip.listen-address",
+            "127.0.0.1:7946",
+            "--gossip.keyring-file",
+            keyring.to_str().unwrap(),
+        ];
+        let e = args(&gossip).resolve().unwrap_err().to_string();
+        assert!(e.contains("`tls`") && e.contains("--dev"), "{e}");
+        let mut with_tls = gossip.to_vec();
+        with_tls.extend(TLS);
+        assert!(args(&with_tls).resolve().is_ok());
+        // The same through `skein config check`'s path: a file alone.
+        let f = dir.join("q.yaml");
+        std::fs::write(
+            &f,
+            format!(
+                "roles: [query]\ncluster: eu1\ngossip: {{listen_address: '127.0.0.1:7946', keyring_file: '{}'}}\n",
+                keyring.display()
+            ),
+        )
+        .unwrap();
+        let e = NodeArgs::from_file(f).resolve().unwrap_err().to_string();
+        assert!(e.contains("mutual TLS"), "{e}");
+    }
+
+    #[test]
+    fn store_addresses_with_a_scheme_or_path_are_refused_everywhere() {
+        for bad in [
+            "http://h:10901",
+            "https://h:10901",
+            "h:10901/x",
+            "user@h:1",
+            "h",
+            "h:0",
+        ] {
+            let mut a = vec!["--roles", "query", "--query.store", bad];
+            a.extend(TLS);
+            let e = args(&a).resolve().unwrap_err().to_string();
+            assert!(e.contains("query.stores"), "{bad}: {e}");
+        }
+        let e = args(&["--roles", "query", "--dev", "--query.store", "http://h:1"])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("query.stores") && e.contains("scheme"), "{e}");
+        let dir = std::env::temp_dir().join(format!("skein-cli-scheme-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("q.yaml");
+        std::fs::write(
+            &f,
+            "roles: [query]\ndev: true\nquery: {stores: ['h:1', 'http://h:2']}\n",
+        )
+        .unwrap();
+        let e = NodeArgs::from_file(f).resolve().unwrap_err().to_string();
+        assert!(e.contains("query.stores"), "{e}");
+        let e = args(&[
+            "--roles",
+            "sidecar",
+            "--dev",
+            "--external-address",
+            "https://x:443",
+        ])
+        .resolve()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("external_address"), "{e}");
+        let mut ok = vec!["--roles", "query", "--query.store", "[::1]:10901"];
+        ok.extend(TLS);
+        assert!(args(&ok).resolve().is_ok());
+    }
+
+    #[test]
+    fn zero_intervals_timeouts_and_limits_are_refused_naming_the_key() {
+        let dir = std::env::temp_dir().join(format!("skein-cli-zero-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let bucket = dir.join("objstore.yml");
+        let b = bucket.to_str().unwrap();
+        let keyring = dir.join("keyring");
+        std::fs::write(&keyring, "").unwrap();
+        let k = keyring.to_str().unwrap();
+        // (flag, key, value, roles and extra flags that make the key used)
+        let cases: Vec<(&str, &str, &str, Vec<&str>)> = vec![
+            (
+                "--store.sync-interval",
+                "store.sync_interval",
+                "0s",
+                vec!["--roles", "store", "--store.objstore-config-file", b],
+            ),
+            (
+                "--sidecar.ship-interval",
+                "sidecar.ship_interval",
+                "0s",
+                vec![
+                    "--roles",
+                    "sidecar",
+                    "--sidecar.tsdb-path",
+                    "/x",
+                    "--sidecar.objstore-config-file",
+                    b,
+                ],
+            ),
+            (
+                "--sidecar.refresh-interval",
+                "sidecar.refresh_interval",
+                "0s",
+                vec!["--roles", "sidecar"],
+            ),
+            (
+                "--sidecar.request-timeout",
+                "sidecar.request_timeout",
+                "0",
+                vec!["--roles", "sidecar"],
+            ),
+            (
+                "--query.info-interval",
+                "query.info_interval",
+                "0s",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--query.info-timeout",
+                "query.info_timeout",
+                "0ms",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--query.store-timeout",
+                "query.store_timeout",
+                "0s",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--query.timeout",
+                "query.timeout",
+                "0s",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--query.lookback-delta",
+                "query.lookback_delta",
+                "0s",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--gossip.interval",
+                "gossip.interval",
+                "0s",
+                vec![
+                    "--roles",
+                    "query",
+                    "--cluster",
+                    "c",
+                    "--gossip.listen-address",
+                    "127.0.0.1:1",
+                    "--gossip.keyring-file",
+                    k,
+                ],
+            ),
+            (
+                "--grpc.tls-handshake-timeout",
+                "grpc.tls_handshake_timeout",
+                "0s",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--grpc.series-queue-timeout",
+                "grpc.series_queue_timeout",
+                "0s",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--grpc.keepalive-interval",
+                "grpc.keepalive_interval",
+                "0s",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--grpc.keepalive-timeout",
+                "grpc.keepalive_timeout",
+                "0s",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--grpc.max-tls-handshakes",
+                "grpc.max_tls_handshakes",
+                "0",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--grpc.max-connections",
+                "grpc.max_connections",
+                "0",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--grpc.max-concurrent-streams",
+                "grpc.max_concurrent_streams",
+                "0",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--grpc.series-max-concurrency",
+                "grpc.series_max_concurrency",
+                "0",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--grpc.max-matchers",
+                "grpc.max_matchers",
+                "0",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--grpc.max-recv-message-size",
+                "grpc.max_recv_message_size",
+                "0B",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--query.store-max-message-size",
+                "query.store_max_message_size",
+                "0",
+                vec!["--roles", "query"],
+            ),
+            (
+                "--query.store-max-series",
+                "query.store_max_series",
+                "0",
+                vec!["--roles", "query"],
+            ),
+        ];
+        for (flag, key, zero, mut base) in cases {
+            base.extend(TLS);
+            base.extend([flag, zero]);
+            let e = args(&base).resolve().unwrap_err().to_string();
+            assert!(
+                e.contains(key) && e.contains("greater than 0"),
+                "{flag}: {e}"
+            );
+        }
+        // The same in the file.
+        let f = dir.join("z.yaml");
+        std::fs::write(
+            &f,
+            "roles: [query]\ndev: true\nquery: {info_interval: 0s}\n",
+        )
+        .unwrap();
+        let e = NodeArgs::from_file(f).resolve().unwrap_err().to_string();
+        assert!(e.contains("query.info_interval"), "{e}");
+    }
+
+    #[test]
+    fn limits_have_defaults_and_follow_flags_and_file() {
+        let c = args(&["--roles", "query", "--dev"]).resolve().unwrap();
+        assert_eq!(c.grpc.accept.max_handshakes, 64);
+        assert_eq!(c.grpc.accept.max_connections, 1024);
+        assert_eq!(c.grpc.max_recv_message_size, 4 << 20);
+        assert_eq!(c.grpc.store_api.series_max_concurrency, 20);
+        assert_eq!(c.grpc.max_concurrent_streams, 100);
+        assert_eq!(c.query.store_limits.max_message_bytes, 32 << 20);
+        let dir = std::env::temp_dir().join(format!("skein-cli-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("l.yaml");
+        std::fs::write(
+            &f,
+            "roles: [query]\ndev: true\ngrpc: {max_tls_handshakes: 8, series_max_concurrency: 3, max_matcher_size: 1KiB}\nquery: {store_max_series: 10}\n",
+        )
+        .unwrap();
+        let c = args(&[
+            "--config",
+            f.to_str().unwrap(),
+            "--grpc.max-tls-handshakes",
+            "9",
+        ])
+        .resolve()
+        .unwrap();
+        assert_eq!(c.grpc.accept.max_handshakes, 9);
+        assert_eq!(c.grpc.store_api.series_max_concurrency, 3);
+        assert_eq!(c.grpc.store_api.max_matcher_bytes, 1024);
+        assert_eq!(c.query.store_limits.max_series, 10);
     }
 }

@@ -67,6 +67,7 @@ pub struct FileConfig {
     pub gossip: Option<FileGossip>,
     pub http_address: Option<String>,
     pub grpc_address: Option<String>,
+    pub grpc: Option<FileGrpc>,
     pub log: Option<FileLog>,
     pub tls: Option<FileTls>,
     pub dev: Option<bool>,
@@ -83,6 +84,25 @@ pub struct FileStore {
     pub sync_interval: Option<String>,
     pub index_cache_size: Option<String>,
     pub chunk_cache_size: Option<String>,
+}
+
+/// Limits of the gRPC server (`grpc:` in the file).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileGrpc {
+    pub max_tls_handshakes: Option<usize>,
+    pub tls_handshake_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub max_concurrent_streams: Option<u32>,
+    pub max_concurrent_requests_per_connection: Option<usize>,
+    pub max_recv_message_size: Option<String>,
+    pub max_header_list_size: Option<String>,
+    pub series_max_concurrency: Option<usize>,
+    pub series_queue_timeout: Option<String>,
+    pub max_matchers: Option<usize>,
+    pub max_matcher_size: Option<String>,
+    pub keepalive_interval: Option<String>,
+    pub keepalive_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -143,6 +163,10 @@ pub struct FileQuery {
     pub info_interval: Option<String>,
     pub info_timeout: Option<String>,
     pub store_timeout: Option<String>,
+    pub store_max_message_size: Option<String>,
+    pub store_max_response_size: Option<String>,
+    pub store_max_series: Option<usize>,
+    pub store_max_label_values: Option<usize>,
 }
 
 impl FileConfig {
@@ -182,6 +206,8 @@ pub struct Config {
     pub gossip: Option<GossipSettings>,
     pub http_address: SocketAddr,
     pub grpc_address: SocketAddr,
+    /// Limits of the gRPC server.
+    pub grpc: GrpcSettings,
     pub log_format: LogFormat,
     pub log_level: String,
     /// Mutual TLS on every gRPC link; `None` only in development mode.
@@ -226,6 +252,19 @@ pub struct GossipSettings {
     pub limits: skein_discovery::GossipLimits,
 }
 
+/// Limits of the gRPC server: TLS accept, HTTP/2 and the StoreAPI.
+#[derive(Clone, Debug)]
+pub struct GrpcSettings {
+    pub accept: skein_tls::server::AcceptLimits,
+    pub max_concurrent_streams: u32,
+    pub max_concurrent_requests_per_connection: usize,
+    pub max_recv_message_size: usize,
+    pub max_header_list_size: u32,
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub store_api: skein_actors::guard::StoreApiLimits,
+}
+
 #[derive(Clone, Debug)]
 pub struct TlsSettings {
     pub files: skein_tls::TlsFiles,
@@ -256,6 +295,8 @@ pub struct QuerySettings {
     pub info_interval: Duration,
     pub info_timeout: Duration,
     pub store_timeout: Duration,
+    /// What one store's answer may be before the querier drops it.
+    pub store_limits: skein_actors::query::StoreLimits,
 }
 
 impl Config {

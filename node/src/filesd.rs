@@ -16,16 +16,20 @@ struct Group {
     targets: Vec<String>,
 }
 
-fn valid(addr: &str) -> bool {
-    addr.rsplit_once(':').is_some_and(|(h, p)| {
-        !h.is_empty() && !h.contains(char::is_whitespace) && p.parse::<u16>().is_ok()
-    })
+/// The endpoints of one file: the `host:port` ones, and the entries
+/// refused (with why) that are not (a scheme, a path, no port...).
+#[derive(Debug, Default, PartialEq)]
+pub struct Parsed {
+    pub addrs: Vec<String>,
+    pub refused: Vec<String>,
 }
 
-/// Parses the endpoints of one file; an error names the offending entry.
-pub fn parse(text: &str) -> Result<Vec<String>, String> {
+/// Parses the endpoints of one file. A file that is not readable as either
+/// format is an error; an entry that is not `host:port` is refused alone
+/// (the rest stay usable).
+pub fn parse(text: &str) -> Result<Parsed, String> {
     let trimmed = text.trim_start();
-    let addrs: Vec<String> = if trimmed.starts_with('[') || trimmed.starts_with('-') {
+    let entries: Vec<String> = if trimmed.starts_with('[') || trimmed.starts_with('-') {
         let groups: Vec<Group> = serde_saphyr::from_str(text).map_err(|e| e.to_string())?;
         groups.into_iter().flat_map(|g| g.targets).collect()
     } else {
@@ -35,15 +39,25 @@ pub fn parse(text: &str) -> Result<Vec<String>, String> {
             .map(String::from)
             .collect()
     };
-    if let Some(bad) = addrs.iter().find(|a| !valid(a)) {
-        return Err(format!("{bad:?} is not a host:port address"));
+    let mut out = Parsed::default();
+    for e in entries {
+        match skein_actors::query::client::check_store_address(&e) {
+            Ok(()) => out.addrs.push(e),
+            Err(why) => out.refused.push(why),
+        }
     }
-    Ok(addrs)
+    Ok(out)
 }
 
-fn load(path: &Path) -> Result<Vec<Candidate>, String> {
+fn load(path: &Path, query: &QueryHandle) -> Result<Vec<Candidate>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
-    Ok(parse(&text)?
+    let parsed = parse(&text)?;
+    for why in &parsed.refused {
+        tracing::error!(file = %path.display(), error = %why, "store endpoint refused; the file's other endpoints are used");
+        query.metrics().store_address_rejected("file");
+    }
+    Ok(parsed
+        .addrs
         .into_iter()
         .map(|a| Candidate {
             address: a,
@@ -71,7 +85,7 @@ pub fn watch(files: Vec<PathBuf>, query: QueryHandle, every: Duration) {
                     continue;
                 }
                 seen[i] = stamp;
-                match load(f) {
+                match load(f, &query) {
                     Ok(c) => {
                         tracing::info!(file = %f.display(), stores = c.len(), "store endpoints file read");
                         current[i] = c;
@@ -98,16 +112,32 @@ mod tests {
     #[test]
     fn lines_and_file_sd_formats() {
         assert_eq!(
-            parse("# stores\n10.0.0.1:10901\n\n store-1.eu1:443 # ingress\n").unwrap(),
+            parse("# stores\n10.0.0.1:10901\n\n store-1.eu1:443 # ingress\n")
+                .unwrap()
+                .addrs,
             vec!["10.0.0.1:10901", "store-1.eu1:443"]
         );
         assert_eq!(
-            parse("- targets: ['a:1', 'b:2']\n- targets: [c:3]\n").unwrap(),
+            parse("- targets: ['a:1', 'b:2']\n- targets: [c:3]\n")
+                .unwrap()
+                .addrs,
             vec!["a:1", "b:2", "c:3"]
         );
-        assert_eq!(parse(r#"[{"targets": ["a:1"]}]"#).unwrap(), vec!["a:1"]);
-        let e = parse("a:1\nnot an address\n").unwrap_err();
-        assert!(e.contains("not an address"), "{e}");
+        assert_eq!(
+            parse(r#"[{"targets": ["a:1"]}]"#).unwrap().addrs,
+            vec!["a:1"]
+        );
         assert!(parse("- nope: 1\n").is_err());
+    }
+
+    #[test]
+    fn bad_entries_are_refused_alone() {
+        let p = parse("a:1\nnot an address\nhttp://evil:80\nhost:2/path\n[::1]:3\n").unwrap();
+        assert_eq!(p.addrs, vec!["a:1", "[::1]:3"]);
+        assert_eq!(p.refused.len(), 3, "{:?}", p.refused);
+        assert!(p.refused[1].contains("scheme"), "{:?}", p.refused);
+        let p = parse("- targets: ['https://x:1', 'y:2']\n").unwrap();
+        assert_eq!(p.addrs, vec!["y:2"]);
+        assert_eq!(p.refused.len(), 1);
     }
 }

@@ -127,6 +127,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 tls.clone(),
                 store,
                 wan_service(),
+                crate::grpc::ServerOptions {
+                    settings: &config.grpc,
+                    registry: &mut registry,
+                },
                 rx,
             )
             .await?,
@@ -200,6 +204,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 tls.clone(),
                 svc,
                 wan_service(),
+                crate::grpc::ServerOptions {
+                    settings: &config.grpc,
+                    registry: &mut registry,
+                },
                 rx,
             )
             .await?,
@@ -216,7 +224,12 @@ async fn run(config: Config) -> anyhow::Result<()> {
         && let Some(wan) = wan_service()
     {
         let (tx, rx) = oneshot::channel();
-        grpc_task = Some(crate::grpc::start_wan(config.grpc_address, tls.clone(), wan, rx).await?);
+        let opts = crate::grpc::ServerOptions {
+            settings: &config.grpc,
+            registry: &mut registry,
+        };
+        grpc_task =
+            Some(crate::grpc::start_wan(config.grpc_address, tls.clone(), wan, opts, rx).await?);
         grpc_stop = Some(tx);
         tracing::info!(grpc = %config.grpc_address, "gRPC server for WAN gossip listening");
     }
@@ -233,6 +246,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             info_interval: q.info_interval,
             info_timeout: q.info_timeout,
             store_timeout: q.store_timeout,
+            store_limits: q.store_limits,
         };
         tracing::info!(stores = ?q.stores, "query role started");
         let handle = QueryHandle::start_with_tls(cfg, tls.clone(), &mut registry);

@@ -24,6 +24,8 @@ pub struct QueryConfig {
     pub info_timeout: Duration,
     /// Deadline of one store's Series/LabelNames/LabelValues call.
     pub store_timeout: Duration,
+    /// What one store's answer may be before it is dropped.
+    pub store_limits: super::client::StoreLimits,
 }
 
 impl Default for QueryConfig {
@@ -38,6 +40,7 @@ impl Default for QueryConfig {
             info_interval: Duration::from_secs(5),
             info_timeout: Duration::from_secs(5),
             store_timeout: Duration::from_secs(120),
+            store_limits: Default::default(),
         }
     }
 }

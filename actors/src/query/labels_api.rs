@@ -1,15 +1,16 @@
 //! Label names, label values and series (labels only) over the fan-out,
 //! for `/api/v1/labels`, `/api/v1/label/<name>/values` and `/api/v1/series`.
 
-use std::time::Duration;
-
 use futures::future::join_all;
 use skein_promql::{LabelMatcher, Labels};
 use skein_proto::thanos::{LabelNamesRequest, LabelValuesRequest, PartialResponseStrategy};
 
-use super::client::{status_message, store_client};
+use super::client::store_client;
 use super::dedup::strip_replica_labels;
-use super::fanout::{FanoutError, SeriesQuery, fan_out_series, select_stores};
+use super::fanout::{
+    FanoutError, MAX_STORE_WARNINGS, RejectReason, SeriesQuery, StoreBudget, StoreFailure,
+    fan_out_series, select_stores,
+};
 use super::metrics::QueryMetrics;
 use super::store_set::StoreStatus;
 use crate::matchers::{compile_all, to_wire_matcher};
@@ -53,31 +54,43 @@ fn truncate<T>(v: &mut Vec<T>, limit: usize, warnings: &mut Vec<String>) {
 }
 
 /// Calls `call` on every store that can match `matchers` in the range and
-/// gathers (store name, result).
-async fn per_store<T, F, Fut>(
+/// gathers each store's names or values. An answer with more than
+/// `max_label_values` entries (or a message over the size limit) is
+/// refused like a failed store.
+async fn per_store<F, Fut>(
     stores: &[StoreStatus],
     q: &LabelsQuery,
     matchers: &[LabelMatcher],
-    store_timeout: Duration,
+    budget: &StoreBudget,
     metrics: &QueryMetrics,
     what: &str,
     call: F,
-) -> Result<(Vec<T>, Vec<String>), FanoutError>
+) -> Result<(Vec<Vec<String>>, Vec<String>), FanoutError>
 where
     F: Fn(tonic::transport::Channel) -> Fut,
-    Fut: Future<Output = Result<(T, Vec<String>), tonic::Status>>,
+    Fut: Future<Output = Result<(Vec<String>, Vec<String>), tonic::Status>>,
 {
     let compiled = compile_all(matchers).map_err(|e| FanoutError::BadRequest(e.to_string()))?;
     let selection = select_stores(stores, q.start, q.end, &compiled);
+    let timeout = budget.timeout;
+    let max_values = budget.limits.max_label_values;
     let calls = selection.ready.iter().filter_map(|s| {
         let ch = s.channel.clone()?;
         let fut = call(ch);
         let name = s.name.clone();
         Some(async move {
-            let res = tokio::time::timeout(store_timeout, fut)
-                .await
-                .map_err(|_| format!("timed out after {store_timeout:?}"))
-                .and_then(|r| r.map_err(|s| status_message(&s)));
+            let res = match tokio::time::timeout(timeout, fut).await {
+                Err(_) => Err(StoreFailure::timeout(timeout)),
+                Ok(Err(s)) => Err(StoreFailure::from_status(&s)),
+                Ok(Ok((d, _))) if d.len() > max_values => Err(StoreFailure {
+                    reason: Some(RejectReason::TooManyValues),
+                    message: format!(
+                        "{} entries, more than {max_values} (query.store_max_label_values)",
+                        d.len()
+                    ),
+                }),
+                Ok(Ok(r)) => Ok(r),
+            };
             (name, res)
         })
     });
@@ -87,16 +100,13 @@ where
         match res {
             Ok((d, ws)) => {
                 data.push(d);
-                warnings.extend(ws.into_iter().map(|w| format!("store {name}: {w}")));
+                warnings.extend(
+                    ws.into_iter()
+                        .take(MAX_STORE_WARNINGS)
+                        .map(|w| format!("store {name}: {w}")),
+                );
             }
-            Err(e) => {
-                metrics.store_error(&name);
-                let msg = format!("{what} from store {name}: {e}");
-                if !q.partial_response {
-                    return Err(FanoutError::Unavailable(msg));
-                }
-                warnings.push(msg);
-            }
+            Err(e) => warnings.push(e.report(what, &name, q.partial_response, metrics)?),
         }
     }
     Ok((data, warnings))
@@ -123,9 +133,11 @@ fn finish(mut v: Vec<String>, mut warnings: Vec<String>, limit: usize) -> Answer
 pub async fn label_names(
     stores: &[StoreStatus],
     q: &LabelsQuery,
-    store_timeout: Duration,
+    budget: impl Into<StoreBudget>,
     metrics: &QueryMetrics,
 ) -> Result<Answer<Vec<String>>, FanoutError> {
+    let budget = budget.into();
+    let max_msg = budget.limits.max_message_bytes;
     let mut names = Vec::new();
     let mut warnings = Vec::new();
     for set in sets(q) {
@@ -138,21 +150,16 @@ pub async fn label_names(
             limit: q.limit as i64,
             ..Default::default()
         };
-        let (data, ws) = per_store(
-            stores,
-            q,
-            &set,
-            store_timeout,
-            metrics,
-            "label names",
-            |ch| {
-                let req = req.clone();
-                async move {
-                    let r = store_client(ch).label_names(req).await?.into_inner();
-                    Ok((r.names, r.warnings))
-                }
-            },
-        )
+        let (data, ws) = per_store(stores, q, &set, &budget, metrics, "label names", |ch| {
+            let req = req.clone();
+            async move {
+                let r = store_client(ch, max_msg)
+                    .label_names(req)
+                    .await?
+                    .into_inner();
+                Ok((r.names, r.warnings))
+            }
+        })
         .await?;
         names.extend(data.into_iter().flatten());
         warnings.extend(ws);
@@ -166,9 +173,11 @@ pub async fn label_values(
     stores: &[StoreStatus],
     name: &str,
     q: &LabelsQuery,
-    store_timeout: Duration,
+    budget: impl Into<StoreBudget>,
     metrics: &QueryMetrics,
 ) -> Result<Answer<Vec<String>>, FanoutError> {
+    let budget = budget.into();
+    let max_msg = budget.limits.max_message_bytes;
     let mut values = Vec::new();
     let mut warnings = Vec::new();
     for set in sets(q) {
@@ -182,21 +191,16 @@ pub async fn label_values(
             limit: q.limit as i64,
             ..Default::default()
         };
-        let (data, ws) = per_store(
-            stores,
-            q,
-            &set,
-            store_timeout,
-            metrics,
-            "label values",
-            |ch| {
-                let req = req.clone();
-                async move {
-                    let r = store_client(ch).label_values(req).await?.into_inner();
-                    Ok((r.values, r.warnings))
-                }
-            },
-        )
+        let (data, ws) = per_store(stores, q, &set, &budget, metrics, "label values", |ch| {
+            let req = req.clone();
+            async move {
+                let r = store_client(ch, max_msg)
+                    .label_values(req)
+                    .await?
+                    .into_inner();
+                Ok((r.values, r.warnings))
+            }
+        })
         .await?;
         values.extend(data.into_iter().flatten());
         warnings.extend(ws);
@@ -210,9 +214,10 @@ pub async fn label_values(
 pub async fn series(
     stores: &[StoreStatus],
     q: &LabelsQuery,
-    store_timeout: Duration,
+    budget: impl Into<StoreBudget>,
     metrics: &QueryMetrics,
 ) -> Result<Answer<Vec<Labels>>, FanoutError> {
+    let budget = budget.into();
     let mut all: Vec<Labels> = Vec::new();
     let mut warnings = Vec::new();
     for set in &q.matcher_sets {
@@ -225,7 +230,7 @@ pub async fn series(
             partial_response: q.partial_response,
             limit: q.limit as i64,
         };
-        let out = fan_out_series(stores, &sq, store_timeout, metrics).await?;
+        let out = fan_out_series(stores, &sq, budget, metrics).await?;
         all.extend(
             out.series
                 .iter()

@@ -1,16 +1,12 @@
-//! K-way merge of sorted per-store series streams into one sorted stream,
+//! K-way merge of sorted per-store answers into one sorted list,
 //! joining equal label sets and dropping chunks several stores sent alike
 //! (HA stores with the same block).
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 
-use futures::future::join_all;
 use skein_promql::Labels;
 use skein_proto::thanos::AggrChunk;
 use xxhash_rust::xxh64::xxh64;
-
-use super::fanout::{FanoutError, StoreStream};
-use super::metrics::QueryMetrics;
 
 /// One series after the merge: its labels and every chunk any store sent.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,84 +55,39 @@ pub struct MergeOutput {
     pub failed: Vec<String>,
 }
 
-/// Merges the streams. A store whose stream fails or passes its deadline is
-/// dropped with a warning; with `partial` off, that fails the whole merge.
-pub async fn merge_streams(
-    mut streams: Vec<StoreStream>,
-    partial: bool,
-    metrics: &QueryMetrics,
-) -> Result<MergeOutput, FanoutError> {
-    let mut out = MergeOutput::default();
-    let mut heads: Vec<Option<MergedSeries>> = vec![None; streams.len()];
-    let mut alive: Vec<bool> = vec![true; streams.len()];
-    let mut refill: Vec<usize> = (0..streams.len()).collect();
+/// K-way merge of per-store answers, each sorted by labels with unique
+/// label sets (as [`super::fanout::read_series_answer`] checks): one
+/// sorted list, equal label sets joined and their chunks merged.
+pub fn merge_sorted(answers: Vec<Vec<MergedSeries>>) -> Vec<MergedSeries> {
+    let total: usize = answers.iter().map(Vec::len).sum();
+    let mut out: Vec<MergedSeries> = Vec::with_capacity(total);
+    let mut queues: Vec<VecDeque<MergedSeries>> = answers
+        .into_iter()
+        .filter(|a| !a.is_empty())
+        .map(VecDeque::from)
+        .collect();
     loop {
-        // Fetch the next series of every stream whose head was consumed,
-        // concurrently; each fetch is bounded by its store's deadline.
-        let fetches = streams
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| refill.contains(i))
-            .map(|(i, s)| async move { (i, s.next_series().await) });
-        for (i, res) in join_all(fetches).await {
-            match res {
-                Ok(Some(series)) => heads[i] = Some(series),
-                Ok(None) => alive[i] = false,
-                Err(e) => {
-                    alive[i] = false;
-                    let name = streams[i].name().to_string();
-                    metrics.store_error(&name);
-                    if !partial {
-                        return Err(FanoutError::Unavailable(format!(
-                            "receive series from store {name}: {e}"
-                        )));
-                    }
-                    out.warnings
-                        .push(format!("receive series from store {name}: {e}"));
-                    out.failed.push(name);
-                }
+        let mut min: Option<(usize, &Labels)> = None;
+        for (i, q) in queues.iter().enumerate() {
+            if let Some(h) = q.front()
+                && min.is_none_or(|(_, m)| h.labels < *m)
+            {
+                min = Some((i, &h.labels));
             }
         }
-        refill.clear();
-        let min = heads.iter().flatten().map(|s| &s.labels).min().cloned();
-        let Some(min) = min else { break };
-        let mut merged: Option<MergedSeries> = None;
-        for (i, head) in heads.iter_mut().enumerate() {
-            if head.as_ref().is_some_and(|s| s.labels == min) {
-                if let Some(s) = head.take() {
-                    match merged.as_mut() {
-                        None => merged = Some(s),
-                        Some(m) => merge_chunks(&mut m.chunks, s.chunks),
-                    }
-                }
-                if alive[i] {
-                    refill.push(i);
-                }
+        let Some((m, _)) = min else { break };
+        let Some(mut first) = queues[m].pop_front() else {
+            break;
+        };
+        for (i, q) in queues.iter_mut().enumerate() {
+            if i != m
+                && q.front().is_some_and(|h| h.labels == first.labels)
+                && let Some(s) = q.pop_front()
+            {
+                merge_chunks(&mut first.chunks, s.chunks);
             }
         }
-        if let Some(m) = merged {
-            out.series.push(m);
-        }
-    }
-    if streams.iter().any(StoreStream::unsorted) {
-        out.series = sort_and_join(std::mem::take(&mut out.series));
-    }
-    for s in &mut streams {
-        out.warnings.append(s.take_warnings());
-    }
-    Ok(out)
-}
-
-/// Sorts series by labels and joins equal label sets: the fallback when a
-/// store did not stream in order.
-pub fn sort_and_join(mut series: Vec<MergedSeries>) -> Vec<MergedSeries> {
-    series.sort_by(|a, b| a.labels.cmp(&b.labels));
-    let mut out: Vec<MergedSeries> = Vec::with_capacity(series.len());
-    for s in series {
-        match out.last_mut() {
-            Some(prev) if prev.labels == s.labels => merge_chunks(&mut prev.chunks, s.chunks),
-            _ => out.push(s),
-        }
+        out.push(first);
     }
     out
 }

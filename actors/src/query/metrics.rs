@@ -21,6 +21,8 @@ pub struct QueryMetrics {
     duration: Family<LabelPairs, Histogram, fn() -> Histogram>,
     store_errors: Family<LabelPairs, Counter>,
     bad_requests: Family<LabelPairs, Counter>,
+    store_responses_rejected: Family<LabelPairs, Counter>,
+    store_addresses_rejected: Family<LabelPairs, Counter>,
 }
 
 impl QueryMetrics {
@@ -31,6 +33,8 @@ impl QueryMetrics {
             duration: Family::new_with_constructor(duration_histogram),
             store_errors: Family::default(),
             bad_requests: Family::default(),
+            store_responses_rejected: Family::default(),
+            store_addresses_rejected: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("skein_query");
         r.register(
@@ -52,6 +56,16 @@ impl QueryMetrics {
             "bad_requests",
             "Requests rejected for bad parameters, by endpoint",
             m.bad_requests.clone(),
+        );
+        r.register(
+            "store_responses_rejected",
+            "Store answers the querier threw away (too large, unsorted, corrupt, too slow), by reason",
+            m.store_responses_rejected.clone(),
+        );
+        r.register(
+            "store_addresses_rejected",
+            "Store addresses refused (not host:port), by where they came from",
+            m.store_addresses_rejected.clone(),
         );
         m
     }
@@ -83,6 +97,20 @@ impl QueryMetrics {
     pub fn bad_request(&self, endpoint: &str) {
         self.bad_requests
             .get_or_create(&vec![("endpoint", endpoint.to_string())])
+            .inc();
+    }
+
+    /// Counts a store answer the querier refused (`reason`: frame_too_large, unsorted, ...).
+    pub fn store_response_rejected(&self, reason: &str) {
+        self.store_responses_rejected
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
+    }
+
+    /// Counts a store address refused (`source`: gossip, file, ...).
+    pub fn store_address_rejected(&self, source: &str) {
+        self.store_addresses_rejected
+            .get_or_create(&vec![("source", source.to_string())])
             .inc();
     }
 }

@@ -25,6 +25,7 @@ use actix::prelude::*;
 use prometheus_client::registry::Registry;
 use skein_promql::{Engine, EngineOptions, QueryError, QueryOptions, QueryOutput, SourceError};
 
+pub use client::StoreLimits;
 pub use config::QueryConfig;
 pub use fanout::FanoutError;
 pub use labels_api::{Answer, LabelsQuery};
@@ -156,12 +157,31 @@ impl QueryHandle {
 
     /// Replaces the stores found through gossip (configured ones stay).
     pub fn set_discovered(&self, cands: Vec<Candidate>) {
+        let cands = self.admit("gossip", cands);
         self.store_set.do_send(SetDiscovered(cands));
+    }
+
+    /// Keeps the candidates whose address is `host:port` and nothing else;
+    /// the others are logged, counted by `source` and never dialled.
+    fn admit(&self, source: &str, cands: Vec<Candidate>) -> Vec<Candidate> {
+        cands
+            .into_iter()
+            .filter(|c| match client::check_store_address(&c.address) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(%source, node = %c.node_id, error = %e,
+                        "store address refused; not dialled");
+                    self.metrics.store_address_rejected(source);
+                    false
+                }
+            })
+            .collect()
     }
 
     /// Replaces the stores one discovery source found (e.g. `"file"`);
     /// the set holds the union of all sources plus the configured stores.
     pub fn set_source(&self, source: &'static str, cands: Vec<Candidate>) {
+        let cands = self.admit(source, cands);
         self.store_set.do_send(store_set::SetSource(source, cands));
     }
 
@@ -171,6 +191,10 @@ impl QueryHandle {
             .send(CheckNow)
             .await
             .map_err(|e| FanoutError::Unavailable(format!("store set unavailable: {e}")))
+    }
+
+    fn budget(&self) -> fanout::StoreBudget {
+        (self.config.store_timeout, self.config.store_limits).into()
     }
 
     fn partial(&self, p: Option<bool>) -> bool {
@@ -194,6 +218,7 @@ impl QueryHandle {
                 replica_labels: self.replica_labels(&opts.replica_labels),
                 partial_response: self.partial(opts.partial_response),
                 store_timeout: self.config.store_timeout,
+                store_limits: self.config.store_limits,
             },
             self.metrics.clone(),
         ))
@@ -283,7 +308,7 @@ impl QueryHandle {
 
     pub async fn label_names(&self, q: &LabelsQuery) -> Result<Answer<Vec<String>>, FanoutError> {
         let stores = self.stores().await?;
-        labels_api::label_names(&stores, q, self.config.store_timeout, &self.metrics).await
+        labels_api::label_names(&stores, q, self.budget(), &self.metrics).await
     }
 
     pub async fn label_values(
@@ -292,7 +317,7 @@ impl QueryHandle {
         q: &LabelsQuery,
     ) -> Result<Answer<Vec<String>>, FanoutError> {
         let stores = self.stores().await?;
-        labels_api::label_values(&stores, name, q, self.config.store_timeout, &self.metrics).await
+        labels_api::label_values(&stores, name, q, self.budget(), &self.metrics).await
     }
 
     pub async fn series(
@@ -300,6 +325,6 @@ impl QueryHandle {
         q: &LabelsQuery,
     ) -> Result<Answer<Vec<skein_promql::Labels>>, FanoutError> {
         let stores = self.stores().await?;
-        labels_api::series(&stores, q, self.config.store_timeout, &self.metrics).await
+        labels_api::series(&stores, q, self.budget(), &self.metrics).await
     }
 }

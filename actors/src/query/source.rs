@@ -27,6 +27,8 @@ pub struct SourceOptions {
     pub replica_labels: Vec<String>,
     pub partial_response: bool,
     pub store_timeout: Duration,
+    /// What one store's answer may be.
+    pub store_limits: super::client::StoreLimits,
 }
 
 /// A [`SeriesSource`] over a snapshot of the store set.
@@ -180,7 +182,13 @@ impl SeriesSource for StoreApiSource {
             partial_response: self.opts.partial_response,
             limit: 0,
         };
-        let out = fan_out_series(&self.stores, &q, self.opts.store_timeout, &self.metrics).await?;
+        let out = fan_out_series(
+            &self.stores,
+            &q,
+            (self.opts.store_timeout, self.opts.store_limits),
+            &self.metrics,
+        )
+        .await?;
         let (start, end) = (hints.start_ms, hints.end_ms);
         let dedup = self.opts.dedup.then(|| self.opts.replica_labels.clone());
         let (series, mut warnings) = tokio::task::spawn_blocking(move || {

@@ -82,6 +82,7 @@ fn source(
             replica_labels: vec!["replica".into()],
             partial_response: partial,
             store_timeout: timeout,
+            store_limits: Default::default(),
         },
         QueryMetrics::unregistered(),
     )
@@ -184,7 +185,7 @@ async fn merges_stores_in_label_order_and_filters_by_external_labels() {
 }
 
 #[tokio::test]
-async fn split_frames_are_joined_and_unsorted_stores_are_resorted() {
+async fn split_frames_are_joined_and_unsorted_stores_are_dropped() {
     let jobs = |names: &[&str]| {
         names
             .iter()
@@ -233,9 +234,19 @@ async fn split_frames_are_joined_and_unsorted_stores_are_resorted() {
         .iter()
         .map(|s| s.labels.get("job").unwrap())
         .collect();
-    assert_eq!(got, vec!["a", "b", "c", "d", "e"]);
-    // 241 samples: 3 chunks, sent over two frames by one store and whole
-    // by the other; equal chunks are kept once.
+    // The store that broke the sort order is dropped whole (its "b", "c",
+    // "d" would otherwise be merged into a silently wrong answer), named
+    // in a warning.
+    assert_eq!(got, vec!["a", "c", "e"]);
+    assert_eq!(out.failed, vec![unsorted.address()]);
+    assert!(
+        out.warnings
+            .iter()
+            .any(|w| w.contains(&unsorted.address()) && w.contains("sorted by labels")),
+        "{:?}",
+        out.warnings
+    );
+    // 241 samples: 3 chunks, sent over two frames.
     assert!(
         out.series.iter().all(|s| s.chunks.len() == 3),
         "{:?}",
