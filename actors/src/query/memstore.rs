@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use skein_promql::{Labels, Sample, Series};
 use skein_proto::thanos::info::info_server::{Info, InfoServer};
 use skein_proto::thanos::info::{InfoRequest, InfoResponse, StoreInfo};
@@ -47,6 +47,32 @@ pub struct MemStoreOptions {
     pub unsorted: bool,
     /// Send each series twice, its chunks split over two frames.
     pub split_frames: bool,
+    /// Misbehave on purpose (tests of the querier's defences).
+    pub hostile: Option<Hostile>,
+}
+
+/// Ways a purpose-built hostile store breaks the StoreAPI contract. The
+/// chunk faults hit the last series of an answer only, so the series before
+/// it look fine (a querier must still drop the store's whole answer).
+#[derive(Clone, Debug)]
+pub enum Hostile {
+    /// The first Series frame carries an extra label of this many bytes.
+    HugeFrame(usize),
+    /// The first series is sent again at the end of the answer.
+    RepeatedSeries,
+    /// XOR chunks whose bytes after the header are garbage.
+    CorruptXor,
+    /// Chunks with an encoding number that does not exist.
+    UnknownEncoding,
+    /// Chunks whose min_time is after their max_time.
+    MinAfterMax,
+    /// Chunks dated far after the requested range.
+    ChunkOutOfRange,
+    /// This many series (the first matching one, renamed) and this many
+    /// label names and values.
+    Endless(usize),
+    /// The answer, then an empty frame every this often, forever.
+    Trickle(Duration),
 }
 
 struct Inner {
@@ -133,6 +159,36 @@ impl MemStore {
             })
             .map(|(ls, cs)| (ls, cs))
             .collect())
+    }
+
+    /// Applies a chunk fault of [`Hostile`] to the chunks of one series.
+    fn spoil(&self, chunks: &mut [AggrChunk]) {
+        for c in chunks.iter_mut() {
+            match &self.inner.opts.hostile {
+                Some(Hostile::CorruptXor) => {
+                    if let Some(raw) = c.raw.as_mut() {
+                        // Keep the sample count, garble the samples.
+                        raw.data.truncate(2);
+                        raw.data.extend_from_slice(&[0xff; 3]);
+                        raw.hash = 0;
+                    }
+                }
+                Some(Hostile::UnknownEncoding) => {
+                    if let Some(raw) = c.raw.as_mut() {
+                        raw.r#type = 77;
+                    }
+                }
+                Some(Hostile::MinAfterMax) => {
+                    std::mem::swap(&mut c.min_time, &mut c.max_time);
+                    c.min_time += 1;
+                }
+                Some(Hostile::ChunkOutOfRange) => {
+                    c.min_time += 1_000_000_000_000;
+                    c.max_time += 1_000_000_000_000;
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Series calls in progress (a call dropped by its client leaves).
@@ -239,7 +295,30 @@ impl Store for MemStore {
         if self.inner.opts.unsorted {
             selected.reverse();
         }
-        for (ls, cs) in selected {
+        let fault_at = selected.len().saturating_sub(1);
+        let first = selected
+            .first()
+            .map(|(ls, cs)| ((*ls).clone(), (*cs).clone()));
+        if let Some(Hostile::Endless(n)) = &self.inner.opts.hostile
+            && let Some((ls, cs)) = first.clone()
+        {
+            let n = *n;
+            let chunks = if req.skip_chunks { Vec::new() } else { cs };
+            let stream = futures::stream::iter(0..n).map(move |i| {
+                let mut ls = ls.clone();
+                ls.set("endless", format!("{i:012}"));
+                Ok(SeriesResponse {
+                    result: Some(series_response::Result::Series(
+                        skein_proto::thanos::Series {
+                            labels: labels_to_wire(&ls),
+                            chunks: chunks.clone(),
+                        },
+                    )),
+                })
+            });
+            return Ok(Response::new(Box::pin(stream)));
+        }
+        for (i, (ls, cs)) in selected.into_iter().enumerate() {
             let chunks: Vec<AggrChunk> = if req.skip_chunks {
                 Vec::new()
             } else {
@@ -248,6 +327,17 @@ impl Store for MemStore {
                     .cloned()
                     .collect()
             };
+            let mut chunks = chunks;
+            let mut ls = ls.clone();
+            if i == fault_at {
+                self.spoil(&mut chunks);
+            }
+            if i == 0
+                && let Some(Hostile::HugeFrame(n)) = &self.inner.opts.hostile
+            {
+                ls.set("zz_padding", "x".repeat(*n));
+            }
+            let ls = &ls;
             let parts = if self.inner.opts.split_frames && chunks.len() > 1 {
                 let (a, b) = chunks.split_at(chunks.len() / 2);
                 vec![a.to_vec(), b.to_vec()]
@@ -265,6 +355,26 @@ impl Store for MemStore {
                 }));
             }
         }
+        if let (Some(Hostile::RepeatedSeries), Some((ls, cs))) = (&self.inner.opts.hostile, first) {
+            out.push(Ok(SeriesResponse {
+                result: Some(series_response::Result::Series(
+                    skein_proto::thanos::Series {
+                        labels: labels_to_wire(&ls),
+                        chunks: if req.skip_chunks { Vec::new() } else { cs },
+                    },
+                )),
+            }));
+        }
+        if let Some(Hostile::Trickle(every)) = &self.inner.opts.hostile {
+            let every = *every;
+            let forever = futures::stream::unfold((), move |()| async move {
+                tokio::time::sleep(every).await;
+                Some((Ok(SeriesResponse { result: None }), ()))
+            });
+            return Ok(Response::new(Box::pin(
+                futures::stream::iter(out).chain(forever),
+            )));
+        }
         Ok(Response::new(Box::pin(futures::stream::iter(out))))
     }
 
@@ -281,6 +391,9 @@ impl Store for MemStore {
             .collect();
         names.sort();
         names.dedup();
+        if let Some(Hostile::Endless(n)) = &self.inner.opts.hostile {
+            names = (0..*n).map(|i| format!("endless_{i:012}")).collect();
+        }
         Ok(Response::new(LabelNamesResponse {
             names,
             ..Default::default()
@@ -300,6 +413,9 @@ impl Store for MemStore {
             .collect();
         values.sort();
         values.dedup();
+        if let Some(Hostile::Endless(n)) = &self.inner.opts.hostile {
+            values = (0..*n).map(|i| format!("endless_{i:012}")).collect();
+        }
         Ok(Response::new(LabelValuesResponse {
             values,
             ..Default::default()

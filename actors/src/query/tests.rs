@@ -897,3 +897,289 @@ async fn discovery_sources_are_united_and_replaced_one_by_one() {
         vec![a.address()]
     );
 }
+
+/// The querier against purpose-built hostile stores (real tonic servers on
+/// 127.0.0.1 that break the StoreAPI contract on purpose): each hostile
+/// answer is dropped whole with a warning naming the store and counted by
+/// reason, the honest store's answer comes through exactly, and with
+/// partial responses off the query fails.
+mod hostile_stores {
+    use super::*;
+    use crate::query::client::StoreLimits;
+    use crate::query::fanout::StoreBudget;
+    use crate::query::memstore::Hostile;
+
+    fn honest_data() -> Vec<Series> {
+        ["a", "b"]
+            .iter()
+            .map(|j| {
+                series(
+                    &[("__name__", "up"), ("job", j)],
+                    samples(0, 3_600_000, SCRAPE, 1.0),
+                )
+            })
+            .collect()
+    }
+
+    fn hostile_data() -> Vec<Series> {
+        ["c", "d"]
+            .iter()
+            .map(|j| {
+                series(
+                    &[("__name__", "up"), ("job", j)],
+                    samples(0, 3_600_000, SCRAPE, 2.0),
+                )
+            })
+            .collect()
+    }
+
+    fn small_limits() -> StoreLimits {
+        StoreLimits {
+            max_message_bytes: 1 << 20,
+            max_response_bytes: 8 << 20,
+            max_series: 1_000,
+            max_label_values: 1_000,
+        }
+    }
+
+    fn rejected(registry: &Registry, reason: &str) -> u64 {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        let key = format!("skein_query_store_responses_rejected_total{{reason=\"{reason}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    }
+
+    struct Pair {
+        honest: RunningStore,
+        hostile: RunningStore,
+        stores: Vec<StoreStatus>,
+    }
+
+    async fn pair(h: Hostile) -> Pair {
+        let honest = serve(honest_data(), ext(&[("cluster", "honest")])).await;
+        let hostile = serve(
+            hostile_data(),
+            MemStoreOptions {
+                hostile: Some(h),
+                ..ext(&[("cluster", "hostile")])
+            },
+        )
+        .await;
+        let stores = vec![
+            status(&honest.address()).await,
+            status(&hostile.address()).await,
+        ];
+        Pair {
+            honest,
+            hostile,
+            stores,
+        }
+    }
+
+    fn budget(timeout: Duration) -> StoreBudget {
+        StoreBudget {
+            timeout,
+            limits: small_limits(),
+        }
+    }
+
+    /// Series through the fan-out: exactly the honest store's answer, the
+    /// hostile store named in a warning and counted under `reason`; with
+    /// partial responses off, an error naming it.
+    async fn series_case(h: Hostile, reason: &str, skip_chunks: bool) {
+        let p = pair(h).await;
+        let q = SeriesQuery {
+            max_time: 3_600_000,
+            skip_chunks,
+            ..query(vec![eq("__name__", "up")], true)
+        };
+        let m = QueryMetrics::unregistered();
+        let want = fan_out_series(&p.stores[..1], &q, budget(Duration::from_secs(5)), &m)
+            .await
+            .unwrap();
+        assert_eq!(want.series.len(), 2);
+        let mut registry = Registry::default();
+        let m = QueryMetrics::register(&mut registry);
+        let out = fan_out_series(&p.stores, &q, budget(Duration::from_secs(2)), &m)
+            .await
+            .unwrap();
+        assert_eq!(out.series, want.series, "{reason}: {:?}", out.warnings);
+        assert_eq!(out.failed, vec![p.hostile.address()], "{reason}");
+        assert!(
+            out.warnings
+                .iter()
+                .any(|w| w.contains(&p.hostile.address())),
+            "{reason}: {:?}",
+            out.warnings
+        );
+        assert!(
+            !out.warnings.iter().any(|w| w.contains(&p.honest.address())),
+            "{:?}",
+            out.warnings
+        );
+        assert_eq!(rejected(&registry, reason), 1, "{reason}");
+        let strict = SeriesQuery {
+            partial_response: false,
+            ..q
+        };
+        match fan_out_series(&p.stores, &strict, budget(Duration::from_secs(2)), &m).await {
+            Err(FanoutError::Unavailable(e)) => {
+                assert!(e.contains(&p.hostile.address()), "{e}")
+            }
+            other => panic!("{reason}: partial_response=false must fail: {other:?}"),
+        }
+        assert_eq!(rejected(&registry, reason), 2, "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_frame_over_the_message_size_limit() {
+        series_case(Hostile::HugeFrame(2 << 20), "frame_too_large", false).await;
+    }
+
+    #[tokio::test]
+    async fn a_repeated_series() {
+        series_case(Hostile::RepeatedSeries, "unsorted", false).await;
+    }
+
+    #[tokio::test]
+    async fn chunks_that_do_not_decode() {
+        series_case(Hostile::CorruptXor, "corrupt_chunk", false).await;
+    }
+
+    #[tokio::test]
+    async fn chunks_of_an_unknown_encoding() {
+        series_case(Hostile::UnknownEncoding, "corrupt_chunk", false).await;
+    }
+
+    #[tokio::test]
+    async fn chunks_with_min_time_after_max_time() {
+        series_case(Hostile::MinAfterMax, "corrupt_chunk", false).await;
+    }
+
+    #[tokio::test]
+    async fn chunks_outside_the_requested_range() {
+        series_case(Hostile::ChunkOutOfRange, "chunk_out_of_range", false).await;
+    }
+
+    #[tokio::test]
+    async fn endless_series_lists() {
+        series_case(Hostile::Endless(5_000), "too_many_series", true).await;
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_never_ends() {
+        series_case(
+            Hostile::Trickle(Duration::from_millis(50)),
+            "timeout",
+            false,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn an_answer_over_the_response_size_limit() {
+        // 5,000 series of a full hour each (a few hundred bytes a series)
+        // pass a series cap of 1M but not 1 MiB.
+        let p = pair(Hostile::Endless(5_000)).await;
+        let q = SeriesQuery {
+            max_time: 3_600_000,
+            ..query(vec![eq("__name__", "up")], true)
+        };
+        let mut registry = Registry::default();
+        let m = QueryMetrics::register(&mut registry);
+        let limits = StoreLimits {
+            max_series: 1_000_000,
+            max_message_bytes: 256 << 10,
+            max_response_bytes: 1 << 20,
+            ..small_limits()
+        };
+        let out = fan_out_series(
+            &p.stores,
+            &q,
+            StoreBudget {
+                timeout: Duration::from_secs(10),
+                limits,
+            },
+            &m,
+        )
+        .await
+        .unwrap();
+        assert_eq!(out.series.len(), 2);
+        assert_eq!(out.failed, vec![p.hostile.address()]);
+        assert_eq!(rejected(&registry, "response_too_large"), 1);
+    }
+
+    #[tokio::test]
+    async fn endless_label_names_and_values() {
+        let p = pair(Hostile::Endless(5_000)).await;
+        let mut registry = Registry::default();
+        let m = QueryMetrics::register(&mut registry);
+        let q = LabelsQuery {
+            start: 0,
+            end: 3_600_000,
+            partial_response: true,
+            ..Default::default()
+        };
+        let values =
+            labels_api::label_values(&p.stores, "job", &q, budget(Duration::from_secs(5)), &m)
+                .await
+                .unwrap();
+        assert_eq!(values.data, vec!["a", "b"]);
+        assert!(
+            values
+                .warnings
+                .iter()
+                .any(|w| w.contains(&p.hostile.address()) && w.contains("store_max_label_values")),
+            "{:?}",
+            values.warnings
+        );
+        let names = labels_api::label_names(&p.stores, &q, budget(Duration::from_secs(5)), &m)
+            .await
+            .unwrap();
+        assert_eq!(names.data, vec!["__name__", "cluster", "job"]);
+        assert_eq!(rejected(&registry, "too_many_values"), 2);
+        let strict = LabelsQuery {
+            partial_response: false,
+            ..q
+        };
+        assert!(
+            labels_api::label_names(&p.stores, &strict, budget(Duration::from_secs(5)), &m)
+                .await
+                .is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_engine_answers_with_the_honest_store_only() {
+        let p = pair(Hostile::CorruptXor).await;
+        let src = StoreApiSource::new(
+            Arc::new(p.stores),
+            SourceOptions {
+                dedup: false,
+                replica_labels: vec![],
+                partial_response: true,
+                store_timeout: Duration::from_secs(5),
+                store_limits: small_limits(),
+            },
+            QueryMetrics::unregistered(),
+        );
+        let r = src
+            .select(&[eq("__name__", "up")], &hints(0, 3_600_000))
+            .await
+            .unwrap();
+        let jobs: Vec<_> = r.series.iter().map(|s| s.labels.get("job")).collect();
+        assert_eq!(jobs, vec![Some("a"), Some("b")]);
+        assert!(
+            r.series
+                .iter()
+                .all(|s| s.samples.len() == 241 && s.samples.iter().all(|x| x.v == 1.0))
+        );
+        assert!(
+            r.warnings.iter().any(|w| w.contains(&p.hostile.address())),
+            "{:?}",
+            r.warnings
+        );
+    }
+}
