@@ -8,6 +8,7 @@
 //! - [`matchers`]: label and matcher conversions shared by both.
 
 pub mod guard;
+pub mod interval;
 pub mod matchers;
 pub mod query;
 pub mod shipper;

@@ -73,7 +73,8 @@ pub fn watch(files: Vec<PathBuf>, query: QueryHandle, every: Duration) {
     tokio::spawn(async move {
         let mut seen: Vec<Option<(SystemTime, u64)>> = vec![None; files.len()];
         let mut current: Vec<Vec<Candidate>> = vec![Vec::new(); files.len()];
-        let mut tick = tokio::time::interval(every);
+        // tokio's interval panics on zero; a tiny one would spin.
+        let mut tick = tokio::time::interval(skein_actors::interval::loop_interval(every));
         loop {
             tick.tick().await;
             let mut changed = false;

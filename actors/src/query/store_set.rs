@@ -306,7 +306,7 @@ impl Actor for StoreSetActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let round = self.check_round();
         ctx.spawn(round);
-        let every = self.info_interval.max(Duration::from_millis(10));
+        let every = crate::interval::loop_interval(self.info_interval);
         ctx.run_interval(every, |act, ctx| {
             if act.round_in_flight {
                 return;

@@ -56,11 +56,17 @@ impl ShipperActor {
     }
 }
 
+/// The period of the shipper's pass: the configured one, never below
+/// [`crate::interval::MIN_LOOP_INTERVAL`] (a `0s` would spin).
+pub fn ship_every(configured: std::time::Duration) -> std::time::Duration {
+    crate::interval::loop_interval(configured)
+}
+
 impl Actor for ShipperActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let interval = self.shipper.config().interval;
+        let interval = ship_every(self.shipper.config().interval);
         tracing::info!(data_dir = %self.shipper.config().data_dir.display(), ?interval, "shipper started");
         self.tick(ctx);
         ctx.run_interval(interval, |act, ctx| act.tick(ctx));
@@ -73,5 +79,18 @@ impl Handler<SyncNow> for ShipperActor {
     fn handle(&mut self, _: SyncNow, _: &mut Self::Context) -> Self::Result {
         let shipper = self.shipper.clone();
         Box::pin(async move { shipper.sync().await })
+    }
+}
+
+#[cfg(test)]
+mod interval_tests {
+    #[test]
+    fn a_zero_ship_interval_does_not_spin() {
+        use std::time::Duration;
+        assert!(super::ship_every(Duration::ZERO) >= Duration::from_millis(100));
+        assert_eq!(
+            super::ship_every(Duration::from_secs(30)),
+            Duration::from_secs(30)
+        );
     }
 }

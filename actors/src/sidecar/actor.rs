@@ -174,15 +174,23 @@ impl SidecarActor {
         let fut = self
             .poll_future()
             .map(|_, act: &mut Self, ctx: &mut Context<Self>| {
-                let wait = if act.state.ready {
-                    act.cfg.refresh_interval
-                } else {
-                    act.cfg.refresh_interval.min(NOT_READY_RETRY)
-                };
+                let wait = refresh_wait(act.cfg.refresh_interval, act.state.ready);
                 ctx.run_later(wait, |act, ctx| act.refresh_loop(ctx));
             });
         ctx.spawn(fut);
     }
+}
+
+/// Time to the next refresh: the configured interval, sooner while not
+/// ready, never below [`crate::interval::MIN_LOOP_INTERVAL`] (a `0s` would
+/// spin).
+pub fn refresh_wait(configured: Duration, ready: bool) -> Duration {
+    let wait = if ready {
+        configured
+    } else {
+        configured.min(NOT_READY_RETRY)
+    };
+    crate::interval::loop_interval(wait)
 }
 
 async fn poll(client: &PrometheusClient) -> Result<Polled, PrometheusError> {
@@ -269,5 +277,24 @@ mod min_time_tests {
         assert_eq!(advertised_min_time(i64::MAX, now), i64::MIN);
         assert_eq!(advertised_min_time(now + 60_000, now), i64::MIN);
         assert_eq!(advertised_min_time(now - 3_600_000, now), now - 3_600_000);
+    }
+}
+
+#[cfg(test)]
+mod interval_tests {
+    #[test]
+    fn a_zero_refresh_interval_does_not_spin() {
+        use std::time::Duration;
+        for ready in [true, false] {
+            assert!(super::refresh_wait(Duration::ZERO, ready) >= Duration::from_millis(100));
+        }
+        assert_eq!(
+            super::refresh_wait(Duration::from_secs(30), true),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            super::refresh_wait(Duration::from_secs(30), false),
+            Duration::from_secs(2)
+        );
     }
 }

@@ -86,11 +86,17 @@ impl StoreActor {
     }
 }
 
+/// The period of the bucket sync: the configured one, never below
+/// [`crate::interval::MIN_LOOP_INTERVAL`] (a `0s` would spin).
+pub fn sync_every(configured: std::time::Duration) -> std::time::Duration {
+    crate::interval::loop_interval(configured)
+}
+
 impl Actor for StoreActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let interval = self.store.config().sync_interval;
+        let interval = sync_every(self.store.config().sync_interval);
         tracing::info!(bucket = %self.store.bucket(), ?interval, "store started");
         self.tick(ctx);
         ctx.run_interval(interval, |act, ctx| act.tick(ctx));
@@ -119,5 +125,18 @@ impl Handler<SyncNow> for StoreActor {
     fn handle(&mut self, _: SyncNow, _: &mut Self::Context) -> Self::Result {
         let store = self.store.clone();
         Box::pin(async move { store.sync().await.map_err(Arc::new) })
+    }
+}
+
+#[cfg(test)]
+mod interval_tests {
+    #[test]
+    fn a_zero_sync_interval_does_not_spin() {
+        use std::time::Duration;
+        assert!(super::sync_every(Duration::ZERO) >= Duration::from_millis(100));
+        assert_eq!(
+            super::sync_every(Duration::from_secs(60)),
+            Duration::from_secs(60)
+        );
     }
 }
