@@ -303,7 +303,14 @@ impl Store for MemStore {
             && let Some((ls, cs)) = first.clone()
         {
             let n = *n;
-            let chunks = if req.skip_chunks { Vec::new() } else { cs };
+            let (lo, hi) = (req.min_time, req.max_time);
+            let chunks: Vec<AggrChunk> = if req.skip_chunks {
+                Vec::new()
+            } else {
+                cs.into_iter()
+                    .filter(|c| c.max_time >= lo && c.min_time <= hi)
+                    .collect()
+            };
             let stream = futures::stream::iter(0..n).map(move |i| {
                 let mut ls = ls.clone();
                 ls.set("endless", format!("{i:012}"));
@@ -360,7 +367,15 @@ impl Store for MemStore {
                 result: Some(series_response::Result::Series(
                     skein_proto::thanos::Series {
                         labels: labels_to_wire(&ls),
-                        chunks: if req.skip_chunks { Vec::new() } else { cs },
+                        chunks: if req.skip_chunks {
+                            Vec::new()
+                        } else {
+                            cs.into_iter()
+                                .filter(|c| {
+                                    c.max_time >= req.min_time && c.min_time <= req.max_time
+                                })
+                                .collect()
+                        },
                     },
                 )),
             }));
