@@ -373,10 +373,11 @@ fn hostile_stores_are_dropped_named_and_counted_while_the_honest_one_answers_exa
 }
 
 /// `skein node` with `args` (never `--dev`), which must exit with status 2
-/// and say `needle` on stderr.
-fn refused(args: &[&str], needle: &str) -> Result<(), String> {
-    let out = Command::new(skein_bin().map_err(|e| e.to_string())?)
-        .arg("node")
+/// and say `needle` on stderr (a node that starts instead is killed after
+/// 20 s and fails the check).
+fn refused(args: &[&str], needle: &str, scratch: &std::path::Path) -> Result<(), String> {
+    let mut cmd = Command::new(skein_bin().map_err(|e| e.to_string())?);
+    cmd.arg("node")
         .args(args)
         .args([
             "--http-address",
@@ -384,9 +385,9 @@ fn refused(args: &[&str], needle: &str) -> Result<(), String> {
             "--grpc-address",
             "127.0.0.1:0",
         ])
-        .env_remove("SKEIN_DEV")
-        .output()
-        .map_err(|e| e.to_string())?;
+        .env_remove("SKEIN_DEV");
+    let out = skein_e2e::process::run_with_timeout(cmd, Duration::from_secs(20), scratch)
+        .map_err(|e| format!("{args:?}: {e:#}"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if out.status.code() != Some(2) || !stderr.contains(needle) {
         return Err(format!(
@@ -420,6 +421,7 @@ fn plaintext_and_scheme_addresses_are_refused_at_start_up() {
             keyring.to_str().unwrap(),
         ],
         "mutual TLS",
+        tmp.path(),
     ) {
         failures.push(e);
     }
@@ -431,7 +433,7 @@ fn plaintext_and_scheme_addresses_are_refused_at_start_up() {
     ] {
         let mut args = vec!["--roles", "query", "--query.store", bad];
         args.extend(tls.iter().map(String::as_str));
-        if let Err(e) = refused(&args, "query.stores") {
+        if let Err(e) = refused(&args, "query.stores", tmp.path()) {
             failures.push(e);
         }
     }
@@ -439,6 +441,7 @@ fn plaintext_and_scheme_addresses_are_refused_at_start_up() {
     if let Err(e) = refused(
         &["--roles", "query", "--dev", "--query.info-interval", "0s"],
         "query.info_interval",
+        tmp.path(),
     ) {
         failures.push(e);
     }
