@@ -33,6 +33,10 @@ pub enum RemoteReadError {
     Truncated(usize),
     #[error("cannot decode remote read protobuf: {0}")]
     Decode(#[from] prost::DecodeError),
+    #[error(
+        "remote read SAMPLES response decompresses to {len} bytes, over the limit of {max} bytes (ask for a shorter time range or fewer series)"
+    )]
+    ResponseTooLarge { len: usize, max: usize },
     #[error("cannot snappy-decompress remote read response: {0}")]
     Snappy(#[from] snap::Error),
     #[error("remote read chunk has unknown encoding {0}")]
@@ -190,7 +194,17 @@ pub fn from_chunked_series(s: prompb::ChunkedSeries) -> Result<RawSeries, Remote
 
 /// Decodes a `SAMPLES` answer (snappy block body holding a `ReadResponse`)
 /// and re-encodes each series' samples into XOR chunks.
+/// The decompressed answer is held whole, like one streamed frame, so it has the
+/// same bound ([`MAX_FRAME_BYTES`]); the snappy header announces its length, which is
+/// checked before anything is allocated.
 pub fn decode_samples_response(body: &[u8]) -> Result<Vec<RawSeries>, RemoteReadError> {
+    let len = snap::raw::decompress_len(body)?;
+    if len > MAX_FRAME_BYTES {
+        return Err(RemoteReadError::ResponseTooLarge {
+            len,
+            max: MAX_FRAME_BYTES,
+        });
+    }
     let raw = snap::raw::Decoder::new().decompress_vec(body)?;
     let resp = prompb::ReadResponse::decode(raw.as_slice())?;
     if resp.results.len() > 1 {
@@ -349,6 +363,23 @@ mod tests {
         assert_eq!(raw.hash, xxhash_rust::xxh64::xxh64(&raw.data, 0));
         let err = from_chunked_series(series("a", 0).chunked_series.remove(0)).unwrap_err();
         assert!(matches!(err, RemoteReadError::UnknownChunkEncoding(0)));
+    }
+
+    #[test]
+    fn samples_answer_announcing_a_huge_length_is_refused_before_allocating() {
+        // A snappy header (uvarint length) claiming 256 MiB, then one literal byte.
+        let mut body = Vec::new();
+        let mut len: u64 = 256 << 20;
+        while len >= 0x80 {
+            body.push((len as u8) | 0x80);
+            len >>= 7;
+        }
+        body.push(len as u8);
+        body.extend_from_slice(&[0x00, b'x']);
+        assert!(matches!(
+            decode_samples_response(&body),
+            Err(RemoteReadError::ResponseTooLarge { len, .. }) if len == 256 << 20
+        ));
     }
 
     #[test]
