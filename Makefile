@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: deps build release demo test test-rust lint k8s-check bench conformance chaos clean
+.PHONY: deps build release demo test test-rust lint k8s-check bench conformance chaos fuzz clean
 
 deps:
 	@./scripts/install-deps.sh
@@ -49,6 +49,12 @@ bench: deps release
 # A full fault-injection schedule (10 minutes) with its report in chaos-report/.
 chaos: deps build
 	$(CARGO) run -p skein-chaos -- run --duration 10m --out $(CURDIR)/chaos-report --skein $(CURDIR)/target/debug/skein
+
+# Coverage-guided fuzzing on stable Rust (cargo-fuzz, --sanitizer none), FUZZ_SECONDS
+# (default 120) per target, one target at a time; exits non-zero if any input crashed,
+# hung or allocated past the limit. `make test` replays the corpus and mutates it briefly.
+fuzz:
+	./scripts/fuzz.sh
 
 clean:
 	$(CARGO) clean

@@ -1,12 +1,20 @@
-//! Writes the run-time generated seeds of every target into `<dir>/<target>/` (used by
-//! `make fuzz` to start each run from real blocks and answers, not only the minimized
-//! committed corpus). Usage: `fuzz-seeds <dir>`.
+//! `fuzz-seeds <dir>` writes the run-time generated seeds of every target into
+//! `<dir>/<target>/` (so `make fuzz` starts from real blocks and answers, not only the
+//! minimized committed corpus). `fuzz-seeds --list` prints each target's name, its
+//! `-max_len` and what it drives, one per line.
 
 fn main() {
-    let Some(dir) = std::env::args_os().nth(1).map(std::path::PathBuf::from) else {
-        eprintln!("usage: fuzz-seeds <dir>");
+    let Some(arg) = std::env::args_os().nth(1) else {
+        eprintln!("usage: fuzz-seeds <dir> | fuzz-seeds --list");
         std::process::exit(2);
     };
+    if arg == "--list" {
+        for t in skein_fuzz::TARGETS {
+            println!("{} {} {}", t.name, t.max_len, t.what);
+        }
+        return;
+    }
+    let dir = std::path::PathBuf::from(arg);
     for t in skein_fuzz::TARGETS {
         let out = dir.join(t.name);
         if let Err(e) = std::fs::create_dir_all(&out) {
@@ -20,6 +28,6 @@ fn main() {
                 std::process::exit(1);
             }
         }
-        println!("{:<20} {} generated seeds", t.name, seeds.len());
+        eprintln!("{:<20} {} generated seeds", t.name, seeds.len());
     }
 }
