@@ -44,6 +44,12 @@ pub const TARGETS: &[Target] = &[
         what: "chunk segment reader and the XOR decoder of every chunk in it",
     },
     Target {
+        name: "tsdb_block",
+        run: targets::tsdb::block,
+        max_len: 128 * 1024,
+        what: "a block as the store reads it: select over time windows, samples via chunk refs",
+    },
+    Target {
         name: "xor_chunk",
         run: targets::tsdb::xor_chunk,
         max_len: 4096,

@@ -226,7 +226,7 @@ fn with_mode(mode: u8, body: &[u8]) -> Vec<u8> {
 pub fn generated(name: &str) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     let blocks: Vec<(&str, BlockFiles)> = match name {
-        "tsdb_index" | "tsdb_chunks" | "xor_chunk" | "meta_json" => {
+        "tsdb_index" | "tsdb_block" | "tsdb_chunks" | "xor_chunk" | "meta_json" => {
             [("skein", skein_block()), ("promtool", promtool_block())]
                 .into_iter()
                 .filter_map(|(n, b)| b.map(|b| (n, b)))
@@ -239,6 +239,15 @@ pub fn generated(name: &str) -> Vec<(String, Vec<u8>)> {
             for (n, b) in &blocks {
                 out.push((format!("gen-{n}-index"), with_mode(0, &b.index)));
                 out.push((format!("gen-{n}-index-fixup"), with_mode(1, &b.index)));
+            }
+        }
+        "tsdb_block" => {
+            for (n, b) in &blocks {
+                let mut body = (b.index.len() as u32).to_be_bytes().to_vec();
+                body.extend_from_slice(&b.index);
+                body.extend_from_slice(&b.segment);
+                out.push((format!("gen-{n}-block"), with_mode(0, &body)));
+                out.push((format!("gen-{n}-block-fixup"), with_mode(1, &body)));
             }
         }
         "tsdb_chunks" => {

@@ -2,6 +2,8 @@
 
 use super::mode;
 use crate::fixup;
+use skein_tsdb::Ulid;
+use skein_tsdb::block::{Block, BlockMeta, BlockStats};
 use skein_tsdb::chunkenc::{ENCODING_XOR, decode_xor, decode_xor_all, encode_xor};
 use skein_tsdb::chunks::{ChunkReader, chunk_ref};
 use skein_tsdb::index::{IndexReader, MatchOp, Matcher};
@@ -127,4 +129,40 @@ pub fn xor_chunk(data: &[u8]) {
     let again = decode_xor_all(&encode_xor(&samples)).expect("re-encoded chunk decodes");
     let bits = |s: &[(i64, f64)]| s.iter().map(|&(t, v)| (t, v.to_bits())).collect::<Vec<_>>();
     assert_eq!(bits(&samples), bits(&again), "XOR round trip");
+}
+
+/// A whole block as the store reads it: `mode | index length <4b BE> | index | segment`
+/// (mode bit 0: repair the checksums of both files). Selects series over a few time
+/// windows and decodes their samples through the chunk references the index holds.
+pub fn block(data: &[u8]) {
+    let (m, rest) = mode(data);
+    let Some((len, rest)) = rest.split_first_chunk::<4>() else {
+        return;
+    };
+    let split = (u32::from_be_bytes(*len) as usize).min(rest.len());
+    let (mut index, mut segment) = (rest[..split].to_vec(), rest[split..].to_vec());
+    if m & 1 == 1 {
+        fixup::index(&mut index);
+        fixup::segment(&mut segment);
+    }
+    let meta = BlockMeta::new(Ulid::default(), i64::MIN, i64::MAX, BlockStats::default());
+    let Ok(block) = Block::from_parts(meta, index, vec![segment]) else {
+        return;
+    };
+    let all = Matcher::new(MatchOp::RegexMatch, "__name__", ".*").ok();
+    let matchers: Vec<Matcher> = all.into_iter().collect();
+    for (lo, hi) in [
+        (i64::MIN, i64::MAX),
+        (0, 1_700_000_100_000),
+        (i64::MAX, i64::MIN),
+    ] {
+        let Ok(series) = block.select(&matchers, lo, hi) else {
+            continue;
+        };
+        for s in series.iter().take(LOOK_AT) {
+            if let Ok(samples) = block.samples(s, lo, hi) {
+                assert!(samples.iter().all(|&(t, _)| t >= lo && t <= hi));
+            }
+        }
+    }
 }
