@@ -79,6 +79,12 @@ pub const TARGETS: &[Target] = &[
         max_len: 64 * 1024,
         what: "querier: StoreAPI SeriesResponse messages, merge and chunk decoding",
     },
+    Target {
+        name: "wan_delivery",
+        run: targets::wan::delivery,
+        max_len: 16 * 1024,
+        what: "WAN gossip: Deliver (from, payload, chitchat envelope), caller certificate, catalog shards, announcements",
+    },
 ];
 
 /// A target by name.

@@ -289,6 +289,7 @@ pub fn generated(name: &str) -> Vec<(String, Vec<u8>)> {
             out.push(("gen-samples-proto".into(), with_mode(1, &proto)));
         }
         "store_series" => out.push(("gen-stream".into(), store_series_stream())),
+        "wan_delivery" => out.extend(crate::targets::wan::seeds()),
         _ => {}
     }
     out

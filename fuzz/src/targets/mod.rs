@@ -6,6 +6,7 @@ pub mod meta;
 pub mod remote_read;
 pub mod store;
 pub mod tsdb;
+pub mod wan;
 
 /// Splits off the mode byte (0 for an empty input).
 pub(crate) fn mode(data: &[u8]) -> (u8, &[u8]) {
