@@ -77,7 +77,7 @@ pub const TARGETS: &[Target] = &[
         name: "store_series",
         run: targets::store::series,
         max_len: 64 * 1024,
-        what: "querier: StoreAPI SeriesResponse messages, merge and chunk decoding",
+        what: "querier: a store's Series answer through tonic's decoder and the querier's checks, merge, decoding",
     },
     Target {
         name: "wan_delivery",

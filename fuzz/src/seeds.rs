@@ -200,7 +200,7 @@ pub fn store_series_stream() -> Vec<u8> {
         thanos::SeriesResponse {
             result: Some(thanos::series_response::Result::Batch(
                 thanos::SeriesBatch {
-                    series: vec![series("a", 300_000)],
+                    series: vec![series("c", 300_000)],
                 },
             )),
         },
@@ -288,7 +288,13 @@ pub fn generated(name: &str) -> Vec<(String, Vec<u8>)> {
             }
             out.push(("gen-samples-proto".into(), with_mode(1, &proto)));
         }
-        "store_series" => out.push(("gen-stream".into(), store_series_stream())),
+        "store_series" => {
+            out.push(("gen-stream".into(), with_mode(1, &store_series_stream())));
+            out.push((
+                "gen-stream-window".into(),
+                with_mode(3, &store_series_stream()),
+            ));
+        }
         "wan_delivery" => out.extend(crate::targets::wan::seeds()),
         _ => {}
     }
