@@ -80,6 +80,12 @@ pub const TARGETS: &[Target] = &[
         what: "querier: a store's Series answer through tonic's decoder and the querier's checks, merge, decoding",
     },
     Target {
+        name: "gossip_datagrams",
+        run: targets::gossip::datagrams,
+        max_len: 64 * 1024,
+        what: "sealed LAN gossip: open, replay guard, fragment reassembly within budgets",
+    },
+    Target {
         name: "wan_delivery",
         run: targets::wan::delivery,
         max_len: 16 * 1024,

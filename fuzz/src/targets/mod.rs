@@ -2,6 +2,7 @@
 //! how the rest is prepared (checksums repaired, compressed, split) so the fuzzer reaches
 //! the code behind integrity checks.
 
+pub mod gossip;
 pub mod meta;
 pub mod remote_read;
 pub mod store;
