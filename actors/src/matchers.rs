@@ -1,6 +1,7 @@
 //! Conversions between wire labels/matchers (StoreAPI, prompb) and the
 //! engine's types, and matching of label sets, with regexes fully anchored
-//! as in Prometheus.
+//! as in Prometheus and compiled under the process's regex limits
+//! ([`skein_promql::re`]).
 
 use regex::Regex;
 use skein_promql::{Label, LabelMatcher, Labels, MatchOp};
@@ -30,15 +31,13 @@ pub struct CompiledMatcher {
 impl CompiledMatcher {
     pub fn new(m: &LabelMatcher) -> Result<Self, MatcherError> {
         let regex = match m.op {
-            MatchOp::Regex | MatchOp::NotRegex => {
-                Some(Regex::new(&format!("^(?s:{})$", m.value)).map_err(|e| {
-                    MatcherError::BadRegex {
-                        name: m.name.clone(),
-                        value: m.value.clone(),
-                        reason: e.to_string(),
-                    }
-                })?)
-            }
+            MatchOp::Regex | MatchOp::NotRegex => Some(
+                skein_promql::re::anchored(&m.value).map_err(|e| MatcherError::BadRegex {
+                    name: m.name.clone(),
+                    value: short(&m.value),
+                    reason: e.to_string(),
+                })?,
+            ),
             MatchOp::Equal | MatchOp::NotEqual => None,
         };
         Ok(CompiledMatcher {
@@ -69,6 +68,44 @@ impl CompiledMatcher {
 
 pub fn compile_all(ms: &[LabelMatcher]) -> Result<Vec<CompiledMatcher>, MatcherError> {
     ms.iter().map(CompiledMatcher::new).collect()
+}
+
+/// [`compile_all`] on a blocking thread: compiling a large regex is CPU
+/// work that must not hold up an async worker (the HTTP workers await
+/// this).
+pub async fn compile_all_blocking(
+    ms: &[LabelMatcher],
+) -> Result<Vec<CompiledMatcher>, MatcherError> {
+    if !ms
+        .iter()
+        .any(|m| matches!(m.op, MatchOp::Regex | MatchOp::NotRegex))
+    {
+        return compile_all(ms);
+    }
+    let owned = ms.to_vec();
+    match tokio::task::spawn_blocking(move || compile_all(&owned)).await {
+        Ok(r) => r,
+        // The task cannot be cancelled; a panic in it would be a bug.
+        Err(e) => Err(MatcherError::BadRegex {
+            name: String::new(),
+            value: String::new(),
+            reason: format!("compiling matchers failed: {e}"),
+        }),
+    }
+}
+
+/// A pattern shortened for an error message (a megabyte-long regex is not
+/// echoed back whole).
+fn short(v: &str) -> String {
+    const MAX: usize = 200;
+    if v.len() <= MAX {
+        return v.to_string();
+    }
+    let mut end = MAX;
+    while !v.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &v[..end])
 }
 
 /// True when every matcher accepts the label set.
@@ -139,6 +176,19 @@ mod tests {
         assert!(m("missing", MatchOp::Equal, "").matches_labels(&ls));
         assert!(m("missing", MatchOp::Regex, ".*").matches_labels(&ls));
         assert!(!m("missing", MatchOp::NotEqual, "").matches_labels(&ls));
+    }
+
+    #[test]
+    fn regexes_compile_under_the_size_limit() {
+        let e = CompiledMatcher::new(&LabelMatcher::new("a", MatchOp::Regex, "a{1000}{1000}"))
+            .unwrap_err();
+        assert!(e.to_string().contains("regex too large"), "{e}");
+        let huge = "x|".repeat(600_000);
+        let e = CompiledMatcher::new(&LabelMatcher::new("a", MatchOp::Regex, huge)).unwrap_err();
+        assert!(
+            e.to_string().len() < 600,
+            "the error echoes the whole pattern"
+        );
     }
 
     #[test]

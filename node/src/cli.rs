@@ -591,6 +591,90 @@ pub struct NodeArgs {
         value_name = "N"
     )]
     pub query_store_max_label_values: Option<usize>,
+
+    /// Longest PromQL query or match[] selector; longer is a 400. 128KiB is
+    /// about 20x the longest Grafana-templated queries and parses in
+    /// milliseconds. [config: query.max_length] [default: 128KiB]
+    #[arg(
+        long = "query.max-length",
+        env = "SKEIN_QUERY_MAX_LENGTH",
+        value_name = "SIZE"
+    )]
+    pub query_max_length: Option<String>,
+
+    /// Deepest nesting of brackets and of the expression tree; deeper is a
+    /// 400. 256 is far beyond hand-written queries; evaluation recurses once
+    /// per level on a 2 MiB stack (at most 512). [config: query.max_depth]
+    /// [default: 256]
+    #[arg(
+        long = "query.max-depth",
+        env = "SKEIN_QUERY_MAX_DEPTH",
+        value_name = "N"
+    )]
+    pub query_max_depth: Option<usize>,
+
+    /// Most operators in a query (binary, unary, set, offset, @, range and
+    /// subquery brackets); more is a 400. Generated queries stay in the
+    /// hundreds and parse time grows faster than linearly (at most 4096).
+    /// [config: query.max_operators] [default: 1000]
+    #[arg(
+        long = "query.max-operators",
+        env = "SKEIN_QUERY_MAX_OPERATORS",
+        value_name = "N"
+    )]
+    pub query_max_operators: Option<usize>,
+
+    /// Most match[] values on series, labels and label values; more is a
+    /// 400. Grafana sends one or a few, and each is a fan-out to every
+    /// store. [config: query.max_match] [default: 100]
+    #[arg(
+        long = "query.max-match",
+        env = "SKEIN_QUERY_MAX_MATCH",
+        value_name = "N"
+    )]
+    pub query_max_match: Option<usize>,
+
+    /// Largest request body (form POST) and query string; larger is a 400.
+    /// 1MiB holds a maximal query plus a hundred long selectors and bounds
+    /// what waiting requests hold. [config: query.max_body_size] [default: 1MiB]
+    #[arg(
+        long = "query.max-body-size",
+        env = "SKEIN_QUERY_MAX_BODY_SIZE",
+        value_name = "SIZE"
+    )]
+    pub query_max_body_size: Option<String>,
+
+    /// Requests (query, query_range, series, labels, label values)
+    /// evaluating at once; more wait in the queue. 20 is Thanos's default:
+    /// a query mostly waits on stores, not on the CPU.
+    /// [config: query.max_concurrent] [default: 20]
+    #[arg(
+        long = "query.max-concurrent",
+        env = "SKEIN_QUERY_MAX_CONCURRENT",
+        value_name = "N"
+    )]
+    pub query_max_concurrent: Option<usize>,
+
+    /// Requests waiting for an evaluation slot; past this a request gets 503
+    /// at once, and waiting counts against its timeout. 100 is a few
+    /// dashboards loading at once. [config: query.max_queued] [default: 100]
+    #[arg(
+        long = "query.max-queued",
+        env = "SKEIN_QUERY_MAX_QUEUED",
+        value_name = "N"
+    )]
+    pub query_max_queued: Option<usize>,
+
+    /// Largest compiled program of a regex from a request (PromQL and
+    /// StoreAPI matchers, label_replace), on every role; larger is refused.
+    /// 4MiB admits alternations of a few thousand names (Grafana "All") and
+    /// compiles in ~0.1 s on one core. [config: max_regex_size] [default: 4MiB]
+    #[arg(
+        long = "max-regex-size",
+        env = "SKEIN_MAX_REGEX_SIZE",
+        value_name = "SIZE"
+    )]
+    pub max_regex_size: Option<String>,
 }
 
 fn dur(
@@ -719,6 +803,14 @@ impl NodeArgs {
             grpc_max_matcher_size: None,
             grpc_keepalive_interval: None,
             grpc_keepalive_timeout: None,
+            query_max_length: None,
+            query_max_depth: None,
+            query_max_operators: None,
+            query_max_match: None,
+            query_max_body_size: None,
+            query_max_concurrent: None,
+            query_max_queued: None,
+            max_regex_size: None,
         }
     }
 
@@ -875,6 +967,14 @@ impl NodeArgs {
                 file.unwrap_or(default)
             }
         };
+        let max_regex_size = size_usize(
+            "max_regex_size",
+            self.max_regex_size
+                .as_deref()
+                .or(file.max_regex_size.as_deref()),
+            "4MiB",
+        )?;
+        let limits = self.query_limits(&fq, max_regex_size)?;
         let query = QuerySettings {
             stores: pick(&self.query_stores, fq.stores, vec![]),
             store_files: pick(&self.query_store_files, fq.store_files, vec![])
@@ -950,6 +1050,7 @@ impl NodeArgs {
                     1_000_000,
                 )?,
             },
+            limits,
         };
         for s in &query.stores {
             // Only `host:port`: a scheme would pick the transport (plaintext
@@ -1119,7 +1220,93 @@ impl NodeArgs {
             sidecar,
             store,
             query,
+            max_regex_size,
         })
+    }
+
+    /// The query API's limits (flags, then the file, then defaults).
+    fn query_limits(
+        &self,
+        fq: &crate::config::FileQuery,
+        max_regex_size: usize,
+    ) -> Result<skein_actors::query::QueryLimits, ConfigError> {
+        use skein_actors::query::config as qc;
+        use skein_promql::parse as pl;
+        let n =
+            |key: &'static str, flag: Option<usize>, file: Option<usize>, d: usize, max: usize| {
+                let v = flag.or(file).unwrap_or(d);
+                if v == 0 || v > max {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        message: format!("{v} is out of range (1..={max})"),
+                    });
+                }
+                Ok(v)
+            };
+        let max_bytes = size_usize(
+            "query.max_length",
+            self.query_max_length
+                .as_deref()
+                .or(fq.max_length.as_deref()),
+            "128KiB",
+        )?;
+        Ok(skein_actors::query::QueryLimits {
+            parse: skein_promql::ParseLimits {
+                max_bytes,
+                max_depth: n(
+                    "query.max_depth",
+                    self.query_max_depth,
+                    fq.max_depth,
+                    pl::DEFAULT_MAX_DEPTH,
+                    pl::HARD_MAX_DEPTH,
+                )?,
+                max_operators: n(
+                    "query.max_operators",
+                    self.query_max_operators,
+                    fq.max_operators,
+                    pl::DEFAULT_MAX_OPERATORS,
+                    pl::HARD_MAX_OPERATORS,
+                )?,
+                max_regex_bytes: max_regex_size,
+            },
+            max_match: n(
+                "query.max_match",
+                self.query_max_match,
+                fq.max_match,
+                qc::DEFAULT_MAX_MATCH,
+                usize::MAX,
+            )?,
+            max_body_bytes: size_usize(
+                "query.max_body_size",
+                self.query_max_body_size
+                    .as_deref()
+                    .or(fq.max_body_size.as_deref()),
+                "1MiB",
+            )?,
+            max_concurrent: n(
+                "query.max_concurrent",
+                self.query_max_concurrent,
+                fq.max_concurrent,
+                qc::DEFAULT_MAX_CONCURRENT,
+                100_000,
+            )?,
+            max_queued: self
+                .query_max_queued
+                .or(fq.max_queued)
+                .unwrap_or(qc::DEFAULT_MAX_QUEUED),
+        })
+    }
+}
+
+/// A positive size in bytes.
+fn size_usize(key: &'static str, v: Option<&str>, default: &str) -> Result<usize, ConfigError> {
+    let n = crate::config::parse_size(key, v.unwrap_or(default))?;
+    match usize::try_from(n) {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            key,
+            message: format!("{n} bytes is out of range"),
+        }),
     }
 }
 
@@ -1330,6 +1517,51 @@ mod tests {
         assert_eq!(c.query.lookback_delta.as_secs(), 300);
         assert_eq!(c.query.replica_labels, vec!["replica".to_string()]);
         assert_eq!(c.http_address.to_string(), "127.0.0.1:10902");
+    }
+
+    #[test]
+    fn query_limits_from_flags_file_and_defaults() {
+        let d = args(&["--roles", "query", "--dev"]).resolve().unwrap();
+        assert_eq!(d.query.limits, skein_actors::query::QueryLimits::default());
+        assert_eq!(d.max_regex_size, skein_promql::re::DEFAULT_SIZE_LIMIT);
+        let dir = std::env::temp_dir().join(format!("skein-cli-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("c.yaml");
+        std::fs::write(
+            &f,
+            "roles: [query]\nmax_regex_size: 1MiB\nquery:\n  max_length: 64KiB\n  \
+             max_depth: 100\n  max_operators: 500\n  max_match: 7\n  max_body_size: 2MiB\n  \
+             max_concurrent: 4\n  max_queued: 0\n",
+        )
+        .unwrap();
+        let c = args(&[
+            "--config",
+            f.to_str().unwrap(),
+            "--query.max-depth",
+            "50",
+            "--dev",
+        ])
+        .resolve()
+        .unwrap();
+        let l = &c.query.limits;
+        assert_eq!(l.parse.max_bytes, 64 << 10);
+        assert_eq!(l.parse.max_depth, 50);
+        assert_eq!(l.parse.max_operators, 500);
+        assert_eq!(l.parse.max_regex_bytes, 1 << 20);
+        assert_eq!((l.max_match, l.max_body_bytes), (7, 2 << 20));
+        assert_eq!((l.max_concurrent, l.max_queued), (4, 0));
+        assert_eq!(c.max_regex_size, 1 << 20);
+        // Beyond the ceilings the stack is proven for: refused, named.
+        let e = args(&["--roles", "query", "--dev", "--query.max-depth", "100000"])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("query.max_depth") && e.contains("512"), "{e}");
+        let e = args(&["--roles", "query", "--dev", "--query.max-body-size", "lots"])
+            .resolve()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("query.max_body_size"), "{e}");
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub struct FileConfig {
     pub sidecar: Option<FileSidecar>,
     pub store: Option<FileStore>,
     pub query: Option<FileQuery>,
+    pub max_regex_size: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +168,13 @@ pub struct FileQuery {
     pub store_max_response_size: Option<String>,
     pub store_max_series: Option<usize>,
     pub store_max_label_values: Option<usize>,
+    pub max_length: Option<String>,
+    pub max_depth: Option<usize>,
+    pub max_operators: Option<usize>,
+    pub max_match: Option<usize>,
+    pub max_body_size: Option<String>,
+    pub max_concurrent: Option<usize>,
+    pub max_queued: Option<usize>,
 }
 
 impl FileConfig {
@@ -217,6 +225,8 @@ pub struct Config {
     pub sidecar: SidecarSettings,
     pub store: Option<StoreSettings>,
     pub query: QuerySettings,
+    /// Largest compiled regex from a request, on every role.
+    pub max_regex_size: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -297,6 +307,8 @@ pub struct QuerySettings {
     pub store_timeout: Duration,
     /// What one store's answer may be before the querier drops it.
     pub store_limits: skein_actors::query::StoreLimits,
+    /// Limits on requests to the query API.
+    pub limits: skein_actors::query::QueryLimits,
 }
 
 impl Config {

@@ -36,6 +36,9 @@ pub fn node(config: Config) -> anyhow::Result<()> {
 async fn run(config: Config) -> anyhow::Result<()> {
     // Every component names its metrics `skein_<component>_*` itself.
     let mut registry = Registry::default();
+    // Every regex from a request, on every role, compiles under this.
+    skein_promql::re::set_size_limit(config.max_regex_size);
+    skein_promql::re::register_metrics(&mut registry);
     let mut readiness = Readiness::default();
     let mut grpc_stop: Option<oneshot::Sender<()>> = None;
     let mut grpc_task = None;
@@ -247,6 +250,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             info_timeout: q.info_timeout,
             store_timeout: q.store_timeout,
             store_limits: q.store_limits,
+            limits: q.limits.clone(),
         };
         tracing::info!(stores = ?q.stores, "query role started");
         let handle = QueryHandle::start_with_tls(cfg, tls.clone(), &mut registry);

@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use promql_parser::parser::{self, Expr, value::ValueType};
+use promql_parser::parser::{Expr, value::ValueType};
 
 use crate::error::QueryError;
 use crate::eval::{Ctx, Evaluator, Val, is_stale_nan};
+use crate::parse::ParseLimits;
 use crate::plan::plan;
 use crate::source::{Sample, Series, SeriesSource};
 use crate::value::{InstantSample, QueryOutput, Value};
@@ -30,6 +31,8 @@ pub struct EngineOptions {
     pub max_samples: usize,
     /// How long a query may run (2m).
     pub timeout: Duration,
+    /// Limits on the query text.
+    pub parse: ParseLimits,
 }
 
 impl Default for EngineOptions {
@@ -38,6 +41,7 @@ impl Default for EngineOptions {
             lookback_delta: Duration::from_secs(300),
             max_samples: 50_000_000,
             timeout: Duration::from_secs(120),
+            parse: ParseLimits::default(),
         }
     }
 }
@@ -64,9 +68,33 @@ impl Drop for CancelOnDrop {
     }
 }
 
-/// Parses a query, with errors worded as Prometheus's ("parse error: ...").
-/// Syntax promql-parser accepts beyond PromQL (`or` between label
-/// matchers) is rejected.
+/// The stack of the threads that parse and evaluate. Parsing, planning and
+/// evaluation recurse once per nesting level; at the deepest nesting the
+/// parse limits allow ([`crate::parse::HARD_MAX_DEPTH`]), an unoptimized
+/// build needs about 10 MiB. Only the pages used are backed by memory.
+pub const EVAL_STACK_BYTES: usize = 32 << 20;
+
+/// Runs CPU work (parsing, evaluation) on a thread of its own with a
+/// [`EVAL_STACK_BYTES`] stack, off the async workers (the HTTP workers
+/// await queries). The caller bounds how many run at once (the query API's
+/// admission queue).
+async fn on_eval_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, QueryError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("skein-eval".into())
+        .stack_size(EVAL_STACK_BYTES)
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(|e| QueryError::exec(format!("cannot start an evaluation thread: {e}")))?;
+    rx.await
+        .map_err(|_| QueryError::exec("evaluation failed: its thread ended without an answer"))
+}
+
+/// Parses a query under the default limits, with errors worded as
+/// Prometheus's ("parse error: ...").
 pub fn parse_query(query: &str) -> Result<Expr, QueryError> {
     parse_query_with(query, crate::durexpr::DurationContext::default())
 }
@@ -77,116 +105,11 @@ pub fn parse_query_with(
     query: &str,
     durations: crate::durexpr::DurationContext,
 ) -> Result<Expr, QueryError> {
-    // The parser and the drop of its tree recurse per nesting level; very
-    // long operator chains must be refused before they overflow a stack.
-    if operator_count(query) > MAX_OPERATORS {
-        return Err(QueryError::Parse {
-            message: format!("parse error: query has more than {MAX_OPERATORS} operators"),
-        });
-    }
-    let query = &crate::durexpr::rewrite(query, durations);
-    let query = &crate::extended::rewrite_info(query);
-    let expr = parser::parse(&crate::extended::rewrite(query)).map_err(|m| QueryError::Parse {
-        message: format!("parse error: {m}"),
-    })?;
-    if depth(&expr) > MAX_DEPTH {
-        return Err(QueryError::Parse {
-            message: format!("parse error: expression nested deeper than {MAX_DEPTH} levels"),
-        });
-    }
-    if has_or_matchers(&expr) {
-        return Err(QueryError::Parse {
-            message: "parse error: unexpected \"or\" in label matching".into(),
-        });
-    }
-    Ok(expr)
-}
-
-/// How deep expressions may nest; evaluation recurses once per level.
-pub const MAX_DEPTH: usize = 256;
-
-/// How many operators and parentheses a query may hold.
-pub const MAX_OPERATORS: usize = 4096;
-
-/// Counts parentheses and operator characters outside string literals (an
-/// upper bound on how deep the parsed tree can be).
-fn operator_count(q: &str) -> usize {
-    let mut n = 0;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    let mut word = String::new();
-    for c in q.chars() {
-        if let Some(qc) = quote {
-            if escaped {
-                escaped = false;
-            } else if c == '\\' && qc != '`' {
-                escaped = true;
-            } else if c == qc {
-                quote = None;
-            }
-            continue;
-        }
-        if c.is_alphanumeric() || c == '_' {
-            word.push(c);
-            continue;
-        }
-        if matches!(word.as_str(), "and" | "or" | "unless" | "atan2") {
-            n += 1;
-        }
-        word.clear();
-        match c {
-            '"' | '\'' | '`' => quote = Some(c),
-            '(' | '+' | '-' | '*' | '/' | '%' | '^' | '=' | '!' | '<' | '>' => n += 1,
-            _ => {}
-        }
-    }
-    if matches!(word.as_str(), "and" | "or" | "unless" | "atan2") {
-        n += 1;
-    }
-    n
-}
-
-/// The nesting depth of an expression, computed without recursion.
-fn depth(e: &Expr) -> usize {
-    let mut max = 0;
-    let mut stack: Vec<(&Expr, usize)> = vec![(e, 1)];
-    while let Some((e, d)) = stack.pop() {
-        max = max.max(d);
-        match e {
-            Expr::Aggregate(a) => {
-                stack.push((&a.expr, d + 1));
-                if let Some(p) = &a.param {
-                    stack.push((p, d + 1));
-                }
-            }
-            Expr::Unary(u) => stack.push((&u.expr, d + 1)),
-            Expr::Binary(b) => {
-                stack.push((&b.lhs, d + 1));
-                stack.push((&b.rhs, d + 1));
-            }
-            Expr::Paren(p) => stack.push((&p.expr, d + 1)),
-            Expr::Subquery(s) => stack.push((&s.expr, d + 1)),
-            Expr::Call(c) => stack.extend(c.args.args.iter().map(|a| (a.as_ref(), d + 1))),
-            _ => {}
-        }
-    }
-    max
-}
-
-fn has_or_matchers(e: &Expr) -> bool {
-    match e {
-        Expr::VectorSelector(vs) => !vs.matchers.or_matchers.is_empty(),
-        Expr::MatrixSelector(ms) => !ms.vs.matchers.or_matchers.is_empty(),
-        Expr::Aggregate(a) => {
-            has_or_matchers(&a.expr) || a.param.as_deref().is_some_and(has_or_matchers)
-        }
-        Expr::Unary(u) => has_or_matchers(&u.expr),
-        Expr::Binary(b) => has_or_matchers(&b.lhs) || has_or_matchers(&b.rhs),
-        Expr::Paren(p) => has_or_matchers(&p.expr),
-        Expr::Subquery(s) => has_or_matchers(&s.expr),
-        Expr::Call(c) => c.args.args.iter().any(|a| has_or_matchers(a)),
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => false,
-    }
+    Ok(crate::parse::parse_promql(
+        query,
+        durations,
+        &ParseLimits::default(),
+    )?)
 }
 
 impl Engine {
@@ -198,6 +121,24 @@ impl Engine {
         &self.opts
     }
 
+    /// Parses on a blocking thread: the guard, the rewrites, the parser
+    /// and the error-position search are CPU work that must not hold up
+    /// the async worker (an HTTP worker) that awaits the query.
+    async fn parse(
+        &self,
+        query: &str,
+        durations: crate::durexpr::DurationContext,
+    ) -> Result<Expr, QueryError> {
+        // Over-long text is refused without a copy or a thread.
+        crate::parse::check_length(query, &self.opts.parse)?;
+        let query = query.to_string();
+        let limits = self.opts.parse.clone();
+        on_eval_thread(move || {
+            crate::parse::parse_promql(&query, durations, &limits).map_err(QueryError::from)
+        })
+        .await?
+    }
+
     pub async fn query_instant(
         &self,
         source: &dyn SeriesSource,
@@ -205,7 +146,7 @@ impl Engine {
         time_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryOutput, QueryError> {
-        let expr = parse_query_with(query, Default::default())?;
+        let expr = self.parse(query, Default::default()).await?;
         if !(-1_000_000_000_000_000..=1_000_000_000_000_000).contains(&time_ms) {
             return Err(QueryError::Parse {
                 message: "query time out of range".into(),
@@ -223,13 +164,15 @@ impl Engine {
         step_ms: i64,
         opts: &QueryOptions,
     ) -> Result<QueryOutput, QueryError> {
-        let expr = parse_query_with(
-            query,
-            crate::durexpr::DurationContext {
-                step_ms,
-                range_ms: end_ms.saturating_sub(start_ms),
-            },
-        )?;
+        let expr = self
+            .parse(
+                query,
+                crate::durexpr::DurationContext {
+                    step_ms,
+                    range_ms: end_ms.saturating_sub(start_ms),
+                },
+            )
+            .await?;
         if step_ms <= 0 {
             return Err(QueryError::Parse {
                 message: "zero or negative query resolution step widths are not accepted. Try a positive integer".into(),
@@ -300,6 +243,11 @@ impl Engine {
             warnings: RefCell::new(Vec::new()),
             infos: RefCell::new(Vec::new()),
         };
+        // Refuse what would not fit before allocating or fetching anything:
+        // every step of every expression's evaluation grid costs memory.
+        if crate::plan::grid_cost(&ctx, &expr, start, end, step) > self.opts.max_samples as u128 {
+            return Err(QueryError::TooManySamples);
+        }
         let selections = plan(&ctx, &expr, start, end, step.max(1));
         let fetches = selections.into_iter().map(|(key, sel)| async move {
             let r = source.select(&sel.matchers, &sel.hints).await?;
@@ -328,7 +276,7 @@ impl Engine {
             (0..n).map(|i| start + i * step).collect()
         };
         let range_query = step != 0;
-        let task = tokio::task::spawn_blocking(move || {
+        let task = on_eval_thread(move || {
             let ev = Evaluator {
                 ctx: &ctx,
                 times: times.clone(),
@@ -345,10 +293,7 @@ impl Engine {
                 cancel.store(true, Ordering::Relaxed);
                 return Err(QueryError::Timeout);
             }
-            Ok(Err(join)) => {
-                return Err(QueryError::exec(format!("evaluation failed: {join}")));
-            }
-            Ok(Ok(r)) => r?,
+            Ok(r) => r??,
         };
         for x in w {
             if !warnings.contains(&x) {

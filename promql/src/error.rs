@@ -19,6 +19,29 @@ pub enum QueryError {
     Canceled,
     #[error("{0}")]
     Source(#[from] SourceError),
+    /// Refused by a limit before doing the work: `reason` names the limit
+    /// (the label of the rejection metrics), `error_type` is the API's.
+    #[error("{message}")]
+    Rejected {
+        reason: &'static str,
+        error_type: &'static str,
+        message: String,
+    },
+}
+
+impl From<crate::parse::ParseError> for QueryError {
+    fn from(e: crate::parse::ParseError) -> Self {
+        match e.reason() {
+            Some(reason) => QueryError::Rejected {
+                reason,
+                error_type: "bad_data",
+                message: e.to_string(),
+            },
+            None => QueryError::Parse {
+                message: e.to_string(),
+            },
+        }
+    }
 }
 
 impl QueryError {
@@ -32,6 +55,7 @@ impl QueryError {
             QueryError::Source(SourceError::Unavailable(_)) => "unavailable",
             QueryError::Source(SourceError::BadRequest(_)) => "bad_data",
             QueryError::Source(SourceError::Canceled) => "canceled",
+            QueryError::Rejected { error_type, .. } => error_type,
         }
     }
 
@@ -45,6 +69,23 @@ impl QueryError {
             QueryError::Source(SourceError::Unavailable(_)) => 503,
             QueryError::Source(SourceError::BadRequest(_)) => 400,
             QueryError::Source(SourceError::Canceled) => 499,
+            QueryError::Rejected { error_type, .. } => match *error_type {
+                "bad_data" => 400,
+                "execution" => 422,
+                "canceled" => 499,
+                "unavailable" | "timeout" => 503,
+                _ => 500,
+            },
+        }
+    }
+
+    /// For a request refused by a limit: which one (the `reason` label of
+    /// `skein_query_rejected_total`).
+    pub fn rejection_reason(&self) -> Option<&'static str> {
+        match self {
+            QueryError::Rejected { reason, .. } => Some(reason),
+            QueryError::TooManySamples => Some("too_many_samples"),
+            _ => None,
         }
     }
 

@@ -37,6 +37,10 @@ impl Ext {
 /// matcher, so selectors whose matchers all match the empty string (valid
 /// there) get past the parser's non-empty-matcher rule.
 pub fn rewrite_info(q: &str) -> String {
+    // No real query needs many; each one scans the rest of the text.
+    if q.matches("info").count() > 64 {
+        return q.to_string();
+    }
     let b = q.as_bytes();
     let mut inserts: Vec<usize> = Vec::new();
     let mut quote: Option<u8> = None;
@@ -56,9 +60,14 @@ pub fn rewrite_info(q: &str) -> String {
         }
         if matches!(c, b'"' | b'\'' | b'`') {
             quote = Some(c);
-        } else if q[i..].starts_with("info")
+        } else if b[i..].starts_with(b"info")
             && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
-            && q[i + 4..].trim_start().starts_with('(')
+            // Bytes, not str slices: `i` may sit inside a multi-byte
+            // character (`up + größe` once panicked here).
+            && b[i + 4..]
+                .iter()
+                .find(|c| !c.is_ascii_whitespace())
+                .is_some_and(|&c| c == b'(')
             && let Some(at) = info_selector_close(q, i + 4)
         {
             inserts.push(at);
@@ -71,9 +80,12 @@ pub fn rewrite_info(q: &str) -> String {
     let mut out = String::with_capacity(q.len() + 32 * inserts.len());
     let mut last = 0;
     for at in inserts {
-        let open = q[..at].rfind('{').unwrap_or(at);
-        let inner = q[open + 1..at].trim();
-        out.push_str(&q[last..at]);
+        let (Some(before), Some(rest)) = (q.get(..at), q.get(last..at)) else {
+            return q.to_string();
+        };
+        let open = before.rfind('{').unwrap_or(at);
+        let inner = q.get(open + 1..at).unwrap_or("").trim();
+        out.push_str(rest);
         if !(inner.is_empty() || inner.ends_with(',')) {
             out.push_str(", ");
         }
@@ -81,7 +93,7 @@ pub fn rewrite_info(q: &str) -> String {
         out.push_str("=\"info\"");
         last = at;
     }
-    out.push_str(&q[last..]);
+    out.push_str(q.get(last..).unwrap_or(""));
     out
 }
 
@@ -89,7 +101,7 @@ pub fn rewrite_info(q: &str) -> String {
 /// argument is a bare `{...}` selector.
 fn info_selector_close(q: &str, from: usize) -> Option<usize> {
     let b = q.as_bytes();
-    let mut i = from + q[from..].find('(')? + 1;
+    let mut i = from + b.get(from..)?.iter().position(|&c| c == b'(')? + 1;
     let mut depth = 0i32;
     let mut quote: Option<u8> = None;
     let mut comma = None;
@@ -119,7 +131,7 @@ fn info_selector_close(q: &str, from: usize) -> Option<usize> {
     if !(arg.starts_with('{') && arg.ends_with('}')) {
         return None;
     }
-    q[..i].rfind('}')
+    q.get(..i)?.rfind('}')
 }
 
 /// The modifier among a selector's matchers, if any.
@@ -345,6 +357,17 @@ mod tests {
         );
         assert_eq!(rewrite_info("info(m)"), "info(m)");
         assert_eq!(rewrite_info("info(m, {})"), "info(m, {__ext__=\"info\"})");
+        // Non-ASCII text (refused by the parse guard, but the rewrite
+        // must not panic on it either).
+        assert_eq!(rewrite_info("up + größe"), "up + größe");
+        assert_eq!(
+            rewrite_info("größe + info(m, {})"),
+            "größe + info(m, {__ext__=\"info\"})"
+        );
+        assert_eq!(
+            rewrite_info("\"\\ö\" info(m, {})"),
+            "\"\\ö\" info(m, {__ext__=\"info\"})"
+        );
         assert_eq!(
             rewrite("x @ 100 offset -1m smoothed"),
             "x{__ext__=\"smoothed\"} @ 100 offset -1m         "

@@ -28,8 +28,11 @@ pub(crate) mod eval;
 pub mod extended;
 pub mod labels;
 pub mod memsource;
+pub mod parse;
+pub mod parse_position;
 pub mod plan;
 pub mod promqltest;
+pub mod re;
 pub mod source;
 pub mod value;
 
@@ -39,6 +42,7 @@ pub use error::QueryError;
 pub use eval::{STALE_NAN_BITS, is_stale_nan};
 pub use labels::{Label, Labels};
 pub use memsource::MemSource;
+pub use parse::{ParseError, ParseLimits};
 pub use source::{
     LabelMatcher, MatchOp, Sample, SelectHints, SelectResult, Series, SeriesSource, SourceError,
 };

@@ -26,7 +26,7 @@ pub enum CompiledMatcher {
 impl CompiledMatcher {
     pub fn new(m: &LabelMatcher) -> Result<Self, SourceError> {
         let re = || {
-            Regex::new(&format!("^(?s:{})$", m.value)).map_err(|e| {
+            crate::re::anchored(&m.value).map_err(|e| {
                 SourceError::BadRequest(format!("invalid regular expression {:?}: {e}", m.value))
             })
         };

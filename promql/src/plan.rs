@@ -240,3 +240,73 @@ fn add(
         }
     }
 }
+
+/// What one evaluation step of one expression costs, in samples: its
+/// timestamp and its per-step list of values take about as much memory as
+/// two samples, whatever the data.
+const STEP_COST: u128 = 2;
+
+/// The memory, in samples, of the evaluation grids `expr` needs over
+/// `[start, end]` (`step` 0 for an instant query), before any data: every
+/// expression costs [`STEP_COST`] per step it is evaluated at, and a
+/// subquery evaluates its inner expression at every step of its own grid
+/// (which nested subqueries widen). The engine refuses a query whose grids
+/// alone exceed its sample limit, before fetching or allocating anything.
+pub(crate) fn grid_cost(ctx: &Ctx, expr: &Expr, start: i64, end: i64, step: i64) -> u128 {
+    let steps = if step > 0 && end >= start {
+        ((end as i128 - start as i128) / step as i128 + 1) as u128
+    } else {
+        1
+    };
+    let mut cost = 0u128;
+    // (expression, first and last evaluation time, steps); the tree is at
+    // most the parse limit deep, but a stack keeps this off the call stack.
+    let mut todo: Vec<(&Expr, i64, i64, u128)> = vec![(expr, start, end, steps)];
+    while let Some((e, first, last, n)) = todo.pop() {
+        cost = cost.saturating_add(n.saturating_mul(STEP_COST));
+        match e {
+            Expr::Subquery(sq) => {
+                let off = offset_ms(&sq.offset);
+                let (f, l) = match at_ms(ctx, &sq.at) {
+                    Some(t) => (t.saturating_sub(off), t.saturating_sub(off)),
+                    None => (first.saturating_sub(off), last.saturating_sub(off)),
+                };
+                let range = dur_ms(sq.range);
+                let sub_step = sq.step.map(dur_ms).unwrap_or(ctx.default_subquery_step_ms);
+                if sub_step <= 0 {
+                    continue;
+                }
+                let lower = f.saturating_sub(range);
+                let mut s = sub_step.saturating_mul(lower / sub_step);
+                if s <= lower {
+                    s = s.saturating_add(sub_step);
+                }
+                let inner = if l >= s {
+                    ((l as i128 - s as i128) / sub_step as i128 + 1) as u128
+                } else {
+                    0
+                };
+                todo.push((&sq.expr, s, l, inner));
+            }
+            Expr::Aggregate(a) => {
+                todo.push((&a.expr, first, last, n));
+                if let Some(p) = &a.param {
+                    todo.push((p, first, last, n));
+                }
+            }
+            Expr::Call(c) => todo.extend(c.args.args.iter().map(|a| (a.as_ref(), first, last, n))),
+            Expr::Binary(b) => {
+                todo.push((&b.lhs, first, last, n));
+                todo.push((&b.rhs, first, last, n));
+            }
+            Expr::Paren(p) => todo.push((&p.expr, first, last, n)),
+            Expr::Unary(u) => todo.push((&u.expr, first, last, n)),
+            Expr::VectorSelector(_)
+            | Expr::MatrixSelector(_)
+            | Expr::NumberLiteral(_)
+            | Expr::StringLiteral(_)
+            | Expr::Extension(_) => {}
+        }
+    }
+    cost
+}

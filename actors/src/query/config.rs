@@ -2,6 +2,47 @@
 
 use std::time::Duration;
 
+use skein_promql::ParseLimits;
+
+/// Limits on what one client may ask of the query API. Defaults fit a
+/// 2-core node; each has a flag (node/src/cli.rs) saying why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryLimits {
+    /// Query and selector text: length, nesting, operators, regex size.
+    pub parse: ParseLimits,
+    /// Most `match[]` values on series, labels and label values.
+    pub max_match: usize,
+    /// Largest request body (and query string), in bytes.
+    pub max_body_bytes: usize,
+    /// Requests evaluating at once (query, query_range, series, labels,
+    /// label values).
+    pub max_concurrent: usize,
+    /// Requests waiting for a slot; past this, 503.
+    pub max_queued: usize,
+}
+
+/// Default `match[]` count: Grafana sends one or a few, and each is a
+/// fan-out to every store.
+pub const DEFAULT_MAX_MATCH: usize = 100;
+/// Default body size: a maximal query plus a hundred long selectors.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
+/// Default concurrent requests (Thanos's `--query.max-concurrent`).
+pub const DEFAULT_MAX_CONCURRENT: usize = 20;
+/// Default waiting requests: a few dashboards loading at once.
+pub const DEFAULT_MAX_QUEUED: usize = 100;
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            parse: ParseLimits::default(),
+            max_match: DEFAULT_MAX_MATCH,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_concurrent: DEFAULT_MAX_CONCURRENT,
+            max_queued: DEFAULT_MAX_QUEUED,
+        }
+    }
+}
+
 /// What the querier needs to know: where the stores are, how to dedup and
 /// the limits of one query.
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +67,8 @@ pub struct QueryConfig {
     pub store_timeout: Duration,
     /// What one store's answer may be before it is dropped.
     pub store_limits: super::client::StoreLimits,
+    /// Limits on requests.
+    pub limits: QueryLimits,
 }
 
 impl Default for QueryConfig {
@@ -41,6 +84,7 @@ impl Default for QueryConfig {
             info_timeout: Duration::from_secs(5),
             store_timeout: Duration::from_secs(120),
             store_limits: Default::default(),
+            limits: QueryLimits::default(),
         }
     }
 }

@@ -21,7 +21,7 @@ use super::client::{StoreLimits, status_message, store_client};
 use super::merge::{MergeOutput, MergedSeries, merge_sorted};
 use super::metrics::QueryMetrics;
 use super::store_set::StoreStatus;
-use crate::matchers::{CompiledMatcher, compile_all, labels_from_wire, to_wire_matcher};
+use crate::matchers::{CompiledMatcher, compile_all_blocking, labels_from_wire, to_wire_matcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FanoutError {
@@ -422,7 +422,9 @@ pub async fn fan_out_series(
     metrics: &QueryMetrics,
 ) -> Result<MergeOutput, FanoutError> {
     let budget = budget.into();
-    let compiled = compile_all(&q.matchers).map_err(|e| FanoutError::BadRequest(e.to_string()))?;
+    let compiled = compile_all_blocking(&q.matchers)
+        .await
+        .map_err(|e| FanoutError::BadRequest(e.to_string()))?;
     let selection = select_stores(stores, q.min_time, q.max_time, &compiled);
     let mut warnings = selection.unavailable_warnings(q.partial_response)?;
     let req = series_request(q);

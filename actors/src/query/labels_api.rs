@@ -13,7 +13,7 @@ use super::fanout::{
 };
 use super::metrics::QueryMetrics;
 use super::store_set::StoreStatus;
-use crate::matchers::{compile_all, to_wire_matcher};
+use crate::matchers::{compile_all_blocking, to_wire_matcher};
 
 /// A labels-side request. `matcher_sets` empty means "every series".
 #[derive(Clone, Debug, Default)]
@@ -70,7 +70,9 @@ where
     F: Fn(tonic::transport::Channel) -> Fut,
     Fut: Future<Output = Result<(Vec<String>, Vec<String>), tonic::Status>>,
 {
-    let compiled = compile_all(matchers).map_err(|e| FanoutError::BadRequest(e.to_string()))?;
+    let compiled = compile_all_blocking(matchers)
+        .await
+        .map_err(|e| FanoutError::BadRequest(e.to_string()))?;
     let selection = select_stores(stores, q.start, q.end, &compiled);
     let timeout = budget.timeout;
     let max_values = budget.limits.max_label_values;

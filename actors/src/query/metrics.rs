@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -23,6 +24,9 @@ pub struct QueryMetrics {
     bad_requests: Family<LabelPairs, Counter>,
     store_responses_rejected: Family<LabelPairs, Counter>,
     store_addresses_rejected: Family<LabelPairs, Counter>,
+    rejected: Family<LabelPairs, Counter>,
+    in_flight: Gauge,
+    queued: Gauge,
 }
 
 impl QueryMetrics {
@@ -35,6 +39,9 @@ impl QueryMetrics {
             bad_requests: Family::default(),
             store_responses_rejected: Family::default(),
             store_addresses_rejected: Family::default(),
+            rejected: Family::default(),
+            in_flight: Gauge::default(),
+            queued: Gauge::default(),
         };
         let r = registry.sub_registry_with_prefix("skein_query");
         r.register(
@@ -66,6 +73,23 @@ impl QueryMetrics {
             "store_addresses_rejected",
             "Store addresses refused (not host:port), by where they came from",
             m.store_addresses_rejected.clone(),
+        );
+        r.register(
+            "rejected",
+            "Requests refused by a limit before the work, by reason (query_too_long, too_deep, \
+             too_many_operators, non_ascii, regex_too_large, regex_too_deep, too_many_matchers, \
+             body_too_large, too_many_points, too_many_samples, queue_full, queue_timeout)",
+            m.rejected.clone(),
+        );
+        r.register(
+            "queries_in_flight",
+            "API requests evaluating now (query, query_range, series, labels, label values)",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "queries_queued",
+            "API requests waiting for an evaluation slot",
+            m.queued.clone(),
         );
         m
     }
@@ -107,10 +131,32 @@ impl QueryMetrics {
             .inc();
     }
 
+    /// Counts a request refused by a limit.
+    pub fn rejected(&self, reason: &str) {
+        self.rejected
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc();
+    }
+
     /// Counts a store address refused (`source`: gossip, file, ...).
     pub fn store_address_rejected(&self, source: &str) {
         self.store_addresses_rejected
             .get_or_create(&vec![("source", source.to_string())])
             .inc();
+    }
+
+    /// How many requests were refused for `reason` (for tests).
+    pub fn rejected_count(&self, reason: &str) -> u64 {
+        self.rejected
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .get()
+    }
+
+    pub(crate) fn in_flight(&self) -> &Gauge {
+        &self.in_flight
+    }
+
+    pub(crate) fn queued(&self) -> &Gauge {
+        &self.queued
     }
 }

@@ -2,6 +2,7 @@
 //! dedup, the [`skein_promql::SeriesSource`] the engine reads from, and the
 //! label APIs. [`QueryHandle`] is what the HTTP API holds.
 
+pub mod admission;
 pub mod client;
 pub mod config;
 pub mod dedup;
@@ -10,7 +11,6 @@ pub mod labels_api;
 pub mod memstore;
 pub mod merge;
 pub mod metrics;
-pub mod parse_position;
 pub mod selector;
 pub mod source;
 pub mod store_set;
@@ -25,12 +25,13 @@ use actix::prelude::*;
 use prometheus_client::registry::Registry;
 use skein_promql::{Engine, EngineOptions, QueryError, QueryOptions, QueryOutput, SourceError};
 
+pub use admission::{Admission, Admitted};
 pub use client::StoreLimits;
-pub use config::QueryConfig;
+pub use config::{QueryConfig, QueryLimits};
 pub use fanout::FanoutError;
 pub use labels_api::{Answer, LabelsQuery};
 pub use metrics::QueryMetrics;
-pub use selector::{parse_match_params, parse_selector};
+pub use selector::{parse_match_params, parse_match_params_blocking, parse_selector};
 pub use source::{SourceOptions, StoreApiSource};
 pub use store_set::{Candidate, CheckNow, GetStores, SetDiscovered, StoreSetActor, StoreStatus};
 
@@ -55,6 +56,7 @@ pub struct QueryHandle {
     engine: Arc<Engine>,
     config: Arc<QueryConfig>,
     metrics: QueryMetrics,
+    admission: Admission,
     /// While store discovery (gossip) has not settled: until when.
     settling_until: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
@@ -79,12 +81,19 @@ impl QueryHandle {
             lookback_delta: cfg.lookback_delta,
             max_samples: cfg.max_samples,
             timeout: cfg.timeout,
+            parse: cfg.limits.parse.clone(),
         });
+        let admission = Admission::new(
+            cfg.limits.max_concurrent,
+            cfg.limits.max_queued,
+            metrics.clone(),
+        );
         QueryHandle {
             store_set,
             engine: Arc::new(engine),
             config: Arc::new(cfg),
             metrics,
+            admission,
             settling_until: Arc::new(std::sync::Mutex::new(None)),
         }
     }
@@ -224,17 +233,36 @@ impl QueryHandle {
         ))
     }
 
-    async fn with_timeout(
+    /// Waits for an evaluation slot (bounded queue, then 503). The
+    /// request's deadline starts now, so time in the queue counts: the
+    /// configured timeout, or the request's `timeout` when shorter.
+    pub async fn admit_request(&self, timeout: Option<Duration>) -> Result<Admitted, QueryError> {
+        let t = timeout.map_or(self.config.timeout, |t| t.min(self.config.timeout));
+        self.admission.admit(std::time::Instant::now() + t).await
+    }
+
+    /// Counts a refusal by a limit (the rejection metrics) and passes the
+    /// result on.
+    fn counted<T>(&self, res: Result<T, QueryError>) -> Result<T, QueryError> {
+        if let Err(e) = &res
+            && let Some(reason) = e.rejection_reason()
+        {
+            self.metrics.rejected(reason);
+        }
+        res
+    }
+
+    /// Runs `fut` in an admitted slot, within the request's deadline.
+    async fn admitted(
         &self,
         timeout: Option<Duration>,
         fut: impl Future<Output = Result<QueryOutput, QueryError>>,
     ) -> Result<QueryOutput, QueryError> {
-        match timeout {
-            Some(t) if t < self.config.timeout => tokio::time::timeout(t, fut)
-                .await
-                .unwrap_or(Err(QueryError::Timeout)),
-            _ => fut.await,
-        }
+        let slot = self.admit_request(timeout).await?;
+        let res = tokio::time::timeout_at(slot.deadline().into(), fut)
+            .await
+            .unwrap_or(Err(QueryError::Timeout));
+        self.counted(res)
     }
 
     /// Runs a PromQL instant query at `time_ms`.
@@ -244,15 +272,20 @@ impl QueryHandle {
         time_ms: i64,
         opts: &RequestOptions,
     ) -> Result<QueryOutput, QueryError> {
-        let source = self.source(opts).await?;
-        let qo = QueryOptions {
-            lookback_delta: opts.lookback_delta,
-        };
+        self.counted(
+            skein_promql::parse::check_length(query, &self.config.limits.parse)
+                .map_err(QueryError::from),
+        )?;
         let mut out = self
-            .with_timeout(
-                opts.timeout,
-                self.engine.query_instant(&source, query, time_ms, &qo),
-            )
+            .admitted(opts.timeout, async {
+                let source = self.source(opts).await?;
+                let qo = QueryOptions {
+                    lookback_delta: opts.lookback_delta,
+                };
+                self.engine
+                    .query_instant(&source, query, time_ms, &qo)
+                    .await
+            })
             .await?;
         self.settling_warning(&mut out);
         Ok(out)
@@ -267,19 +300,50 @@ impl QueryHandle {
         step_ms: i64,
         opts: &RequestOptions,
     ) -> Result<QueryOutput, QueryError> {
-        let source = self.source(opts).await?;
-        let qo = QueryOptions {
-            lookback_delta: opts.lookback_delta,
-        };
+        self.counted(
+            skein_promql::parse::check_length(query, &self.config.limits.parse)
+                .map_err(QueryError::from),
+        )?;
         let mut out = self
-            .with_timeout(
-                opts.timeout,
+            .admitted(opts.timeout, async {
+                let source = self.source(opts).await?;
+                let qo = QueryOptions {
+                    lookback_delta: opts.lookback_delta,
+                };
                 self.engine
-                    .query_range(&source, query, start_ms, end_ms, step_ms, &qo),
-            )
+                    .query_range(&source, query, start_ms, end_ms, step_ms, &qo)
+                    .await
+            })
             .await?;
         self.settling_warning(&mut out);
         Ok(out)
+    }
+
+    /// Refuses more `match[]` values than the limit (before queueing).
+    pub fn check_match_count(&self, n: usize) -> Result<(), QueryError> {
+        let max = self.config.limits.max_match;
+        if n > max {
+            return self.counted(Err(QueryError::Rejected {
+                reason: "too_many_matchers",
+                error_type: "bad_data",
+                message: format!(
+                    "too many match[] parameters: {n}, the limit is {max} (--query.max-match)"
+                ),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Parses `match[]` values through the parse guard and compiles their
+    /// regexes, on a blocking thread (never on the HTTP worker).
+    pub async fn parse_matchers(
+        &self,
+        values: Vec<String>,
+    ) -> Result<Vec<Vec<skein_promql::LabelMatcher>>, QueryError> {
+        self.check_match_count(values.len())?;
+        let res =
+            selector::parse_match_params_blocking(values, self.config.limits.parse.clone()).await;
+        self.counted(res)
     }
 
     /// Fills the defaults of a labels-side request: partial response from

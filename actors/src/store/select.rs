@@ -20,8 +20,14 @@ pub fn convert_matchers(ms: &[thanos::LabelMatcher]) -> Result<Vec<Matcher>, Str
                 Ok(label_matcher::Type::Nre) => MatchOp::RegexNoMatch,
                 Err(_) => return Err(format!("unknown matcher type {}", m.r#type)),
             };
-            Matcher::new(op, m.name.clone(), m.value.clone())
-                .map_err(|e| format!("bad regex in matcher on {:?}: {e}", m.name))
+            let re = match op {
+                MatchOp::RegexMatch | MatchOp::RegexNoMatch => Some(
+                    skein_promql::re::anchored(&m.value)
+                        .map_err(|e| format!("bad regex in matcher on {:?}: {e}", m.name))?,
+                ),
+                MatchOp::Equal | MatchOp::NotEqual => None,
+            };
+            Ok(Matcher::with_regex(op, m.name.clone(), m.value.clone(), re))
         })
         .collect()
 }

@@ -11,6 +11,7 @@ use super::params::{
     ApiError, MAX_TIME_MS, MIN_TIME_MS, Params, limit_param, match_param, reject, request_options,
     time_param,
 };
+use skein_actors::query::Admitted;
 
 fn fanout_error(e: FanoutError) -> ApiError {
     match e {
@@ -20,21 +21,45 @@ fn fanout_error(e: FanoutError) -> ApiError {
 }
 
 /// Common parameters: `start`, `end` (default: all time), `match[]`,
-/// `limit` and the Thanos options.
-fn labels_query(
+/// `limit` and the Thanos options. Admits the request first (the
+/// `match[]` parsing and regex compilation are work), then parses
+/// `match[]` off the HTTP worker.
+async fn labels_query(
     handle: &QueryHandle,
     p: &Params,
     require_match: bool,
-) -> Result<LabelsQuery, ApiError> {
-    if require_match && p.all("match[]").is_empty() {
+) -> Result<(Admitted, LabelsQuery), ApiError> {
+    let matches = p.all("match[]");
+    if require_match && matches.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
+    handle
+        .check_match_count(matches.len())
+        .map_err(|e| ApiError::from_query(&e))?;
     let start = time_param(p, "start", MIN_TIME_MS)?;
     let end = time_param(p, "end", MAX_TIME_MS)?;
-    let sets = match_param(p, require_match)?;
     let limit = limit_param(p)?;
     let opts = request_options(p)?;
-    Ok(handle.labels_query(start, end, sets, &opts, limit))
+    let slot = handle
+        .admit_request(opts.timeout)
+        .await
+        .map_err(|e| ApiError::from_query(&e))?;
+    let sets = match_param(handle, p, require_match).await?;
+    Ok((slot, handle.labels_query(start, end, sets, &opts, limit)))
+}
+
+/// Runs a labels-side fan-out within the admitted request's deadline.
+async fn within<T>(
+    slot: &Admitted,
+    fut: impl Future<Output = Result<Answer<T>, FanoutError>>,
+) -> Result<Answer<T>, FanoutError> {
+    tokio::time::timeout_at(slot.deadline().into(), fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(FanoutError::Unavailable(
+                "query timed out in query execution".into(),
+            ))
+        })
 }
 
 /// The client left; nobody reads this answer, but count it.
@@ -79,17 +104,19 @@ fn finish<T>(
 /// `GET|POST /api/v1/series`.
 pub async fn series(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     handle: web::Data<QueryHandle>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let p = Params::from_request(&req, &body);
-    let q = match labels_query(&handle, &p, true) {
-        Ok(q) => q,
-        Err(e) => return reject(&handle, "series", &e),
+    let run = async {
+        let p = Params::read(&req, body, handle.config().limits.max_body_bytes).await?;
+        let (slot, q) = labels_query(&handle, &p, true).await?;
+        Ok::<_, ApiError>(within(&slot, handle.series(&q)).await)
     };
-    let Some(res) = until_disconnect(&req, handle.series(&q)).await else {
-        return canceled(&handle, "series", started);
+    let res = match until_disconnect(&req, run).await {
+        None => return canceled(&handle, "series", started),
+        Some(Err(e)) => return reject(&handle, "series", &e),
+        Some(Ok(res)) => res,
     };
     finish(&handle, "series", started, res, |sets| {
         let items: Vec<String> = sets.iter().map(format::labels_json).collect();
@@ -100,17 +127,19 @@ pub async fn series(
 /// `GET|POST /api/v1/labels`.
 pub async fn label_names(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     handle: web::Data<QueryHandle>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let p = Params::from_request(&req, &body);
-    let q = match labels_query(&handle, &p, false) {
-        Ok(q) => q,
-        Err(e) => return reject(&handle, "labels", &e),
+    let run = async {
+        let p = Params::read(&req, body, handle.config().limits.max_body_bytes).await?;
+        let (slot, q) = labels_query(&handle, &p, false).await?;
+        Ok::<_, ApiError>(within(&slot, handle.label_names(&q)).await)
     };
-    let Some(res) = until_disconnect(&req, handle.label_names(&q)).await else {
-        return canceled(&handle, "labels", started);
+    let res = match until_disconnect(&req, run).await {
+        None => return canceled(&handle, "labels", started),
+        Some(Err(e)) => return reject(&handle, "labels", &e),
+        Some(Ok(res)) => res,
     };
     finish(&handle, "labels", started, res, |v| format::strings_json(v))
 }
@@ -127,23 +156,26 @@ fn valid_label_name(name: &str) -> bool {
 /// `GET /api/v1/label/{name}/values`.
 pub async fn label_values(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     path: web::Path<String>,
     handle: web::Data<QueryHandle>,
 ) -> HttpResponse {
     let started = Instant::now();
     let name = path.into_inner();
     if !valid_label_name(&name) {
-        let e = ApiError::bad_data(format!("invalid label name: {name:?}"));
+        let shown: String = name.chars().take(200).collect();
+        let e = ApiError::bad_data(format!("invalid label name: {shown:?}"));
         return reject(&handle, "label_values", &e);
     }
-    let p = Params::from_request(&req, &body);
-    let q = match labels_query(&handle, &p, false) {
-        Ok(q) => q,
-        Err(e) => return reject(&handle, "label_values", &e),
+    let run = async {
+        let p = Params::read(&req, body, handle.config().limits.max_body_bytes).await?;
+        let (slot, q) = labels_query(&handle, &p, false).await?;
+        Ok::<_, ApiError>(within(&slot, handle.label_values(&name, &q)).await)
     };
-    let Some(res) = until_disconnect(&req, handle.label_values(&name, &q)).await else {
-        return canceled(&handle, "label_values", started);
+    let res = match until_disconnect(&req, run).await {
+        None => return canceled(&handle, "label_values", started),
+        Some(Err(e)) => return reject(&handle, "label_values", &e),
+        Some(Ok(res)) => res,
     };
     finish(&handle, "label_values", started, res, |v| {
         format::strings_json(v)

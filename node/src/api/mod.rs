@@ -21,40 +21,31 @@ use actix_web::{HttpResponse, web};
 #[allow(unused_imports)]
 pub use disconnect::on_connect;
 
-/// Largest url-encoded form body accepted (many `match[]`, long queries).
-const MAX_FORM_BYTES: usize = 8 * 1024 * 1024;
-
-/// Registers every `/api/v1/...` route.
+/// Registers every `/api/v1/...` route. Request bodies are read by the
+/// handlers themselves, up to `--query.max-body-size`.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let form = || web::PayloadConfig::new(MAX_FORM_BYTES);
     cfg.service(
         web::resource("/api/v1/query")
-            .app_data(form())
             .route(web::get().to(query::instant))
             .route(web::post().to(query::instant)),
     )
     .service(
         web::resource("/api/v1/query_range")
-            .app_data(form())
             .route(web::get().to(query::range))
             .route(web::post().to(query::range)),
     )
     .service(
         web::resource("/api/v1/series")
-            .app_data(form())
             .route(web::get().to(metadata::series))
             .route(web::post().to(metadata::series)),
     )
     .service(
         web::resource("/api/v1/labels")
-            .app_data(form())
             .route(web::get().to(metadata::label_names))
             .route(web::post().to(metadata::label_names)),
     )
     .service(
-        web::resource("/api/v1/label/{name}/values")
-            .app_data(form())
-            .route(web::get().to(metadata::label_values)),
+        web::resource("/api/v1/label/{name}/values").route(web::get().to(metadata::label_values)),
     )
     .route("/api/v1/status/buildinfo", web::get().to(buildinfo))
     .route("/api/v1/stores", web::get().to(stores::stores))

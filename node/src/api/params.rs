@@ -3,10 +3,12 @@
 
 use std::time::Duration;
 
-use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
-use actix_web::http::header::CONTENT_TYPE;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{HttpRequest, web};
+use futures::StreamExt;
 use skein_actors::query::{QueryHandle, RequestOptions};
+use skein_promql::QueryError;
 
 use super::format;
 
@@ -26,6 +28,9 @@ pub struct ApiError {
     pub error_type: &'static str,
     pub status: StatusCode,
     pub message: String,
+    /// The limit that refused the request, if one did (counted in
+    /// `skein_query_rejected_total{reason}`).
+    pub reason: Option<&'static str>,
 }
 
 impl ApiError {
@@ -34,6 +39,27 @@ impl ApiError {
             error_type: "bad_data",
             status: StatusCode::BAD_REQUEST,
             message: message.into(),
+            reason: None,
+        }
+    }
+
+    /// Refused by the limit `reason`, as bad data.
+    pub fn limit(reason: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            reason: Some(reason),
+            ..Self::bad_data(message)
+        }
+    }
+
+    /// An engine or handle error, as the API answers it (the handle
+    /// already counted it if a limit refused it).
+    pub fn from_query(e: &QueryError) -> Self {
+        ApiError {
+            error_type: e.error_type(),
+            status: StatusCode::from_u16(e.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message: e.to_string(),
+            reason: None,
         }
     }
 
@@ -46,6 +72,7 @@ impl ApiError {
             error_type: "unavailable",
             status: StatusCode::SERVICE_UNAVAILABLE,
             message: message.into(),
+            reason: None,
         }
     }
 
@@ -61,8 +88,26 @@ pub struct Params {
 }
 
 impl Params {
-    pub fn from_request(req: &HttpRequest, body: &[u8]) -> Params {
-        let mut pairs: Vec<(String, String)> = Vec::new();
+    /// Reads the query string and, for a url-encoded form, the body, both
+    /// limited to `max_bytes` (a larger one is refused without reading
+    /// it all).
+    pub async fn read(
+        req: &HttpRequest,
+        payload: web::Payload,
+        max_bytes: usize,
+    ) -> Result<Params, ApiError> {
+        let too_large = |what: &str, n: usize| {
+            ApiError::limit(
+                "body_too_large",
+                format!(
+                    "{what} too large: {n} bytes, the limit is {max_bytes} bytes (--query.max-body-size)"
+                ),
+            )
+        };
+        let qs = req.query_string();
+        if qs.len() > max_bytes {
+            return Err(too_large("query string", qs.len()));
+        }
         let is_form = req
             .headers()
             .get(CONTENT_TYPE)
@@ -72,11 +117,44 @@ impl Params {
                     .to_ascii_lowercase()
                     .starts_with("application/x-www-form-urlencoded")
             });
+        let mut pairs: Vec<(String, String)> = Vec::new();
         if is_form {
-            pairs.extend(form_urlencoded::parse(body).into_owned());
+            let declared = req
+                .headers()
+                .get(CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            let mut payload = payload;
+            if let Some(n) = declared
+                && n > max_bytes as u64
+            {
+                // Announced bytes past the drain limit are not waited for:
+                // the connection closes after the answer.
+                if n <= DRAIN_MAX_BYTES as u64 {
+                    drain(&mut payload).await;
+                }
+                return Err(too_large(
+                    "request body",
+                    usize::try_from(n).unwrap_or(usize::MAX),
+                ));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::bad_data(format!("cannot read the request body: {e}"))
+                })?;
+                if body.len() + chunk.len() > max_bytes {
+                    let n = body.len() + chunk.len();
+                    drop(body);
+                    drain(&mut payload).await;
+                    return Err(too_large("request body", n));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            pairs.extend(form_urlencoded::parse(&body).into_owned());
         }
-        pairs.extend(form_urlencoded::parse(req.query_string().as_bytes()).into_owned());
-        Params { pairs }
+        pairs.extend(form_urlencoded::parse(qs.as_bytes()).into_owned());
+        Ok(Params { pairs })
     }
 
     #[cfg(test)]
@@ -110,6 +188,26 @@ impl Params {
             .map(|(_, v)| v.clone())
             .collect()
     }
+}
+
+/// Most bytes of a refused body read and thrown away, so the client reads
+/// the answer instead of a connection reset; past this the connection is
+/// simply closed.
+const DRAIN_MAX_BYTES: usize = 16 << 20;
+
+/// Reads and discards what is left of a refused body (up to
+/// [`DRAIN_MAX_BYTES`], for at most 10 s), keeping nothing.
+async fn drain(payload: &mut web::Payload) {
+    let mut seen = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = payload.next().await {
+            seen += chunk.len();
+            if seen > DRAIN_MAX_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Parses a time: float unix seconds (rounded to ms) or RFC 3339.
@@ -227,18 +325,20 @@ pub fn request_options(p: &Params) -> Result<RequestOptions, ApiError> {
     })
 }
 
-/// Parses the `match[]` selectors; `wrap` names the parameter in errors
-/// (Prometheus does so for `/series` only).
-pub fn match_param(
+/// Parses the `match[]` selectors (count limit, then the parse guard and
+/// regex compilation on a blocking thread); `wrap` names the parameter in
+/// parse errors (Prometheus does so for `/series` only).
+pub async fn match_param(
+    handle: &QueryHandle,
     p: &Params,
     wrap: bool,
 ) -> Result<Vec<Vec<skein_promql::LabelMatcher>>, ApiError> {
-    skein_actors::query::parse_match_params(&p.all("match[]")).map_err(|e| {
-        if wrap {
-            ApiError::invalid_param("match[]", e)
-        } else {
-            ApiError::bad_data(e)
+    handle.parse_matchers(p.all("match[]")).await.map_err(|e| {
+        let mut a = ApiError::from_query(&e);
+        if wrap && a.error_type == "bad_data" && a.reason != Some("too_many_matchers") {
+            a.message = ApiError::invalid_param("match[]", &a.message).message;
         }
+        a
     })
 }
 
@@ -250,6 +350,9 @@ pub fn now_ms() -> i64 {
 /// Counts a rejected request and turns the error into a response.
 pub fn reject(handle: &QueryHandle, endpoint: &str, e: &ApiError) -> actix_web::HttpResponse {
     handle.metrics().bad_request(endpoint);
+    if let Some(r) = e.reason {
+        handle.metrics().rejected(r);
+    }
     e.response()
 }
 

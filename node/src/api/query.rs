@@ -5,7 +5,6 @@ use std::time::Instant;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use skein_actors::query::QueryHandle;
-use skein_actors::query::parse_position::with_position;
 use skein_promql::{QueryError, QueryOutput};
 
 use super::disconnect::until_disconnect;
@@ -19,7 +18,6 @@ use super::params::{
 fn respond(
     handle: &QueryHandle,
     endpoint: &str,
-    query: &str,
     started: Instant,
     res: Result<QueryOutput, QueryError>,
 ) -> HttpResponse {
@@ -34,12 +32,18 @@ fn respond(
             handle
                 .metrics()
                 .observe(endpoint, e.error_type(), started.elapsed());
+            // The engine put the parse position in front already (found
+            // off the HTTP worker, within a budget). Prometheus names the
+            // parameter for instant queries only.
             let message = match &e {
-                // Prometheus names the parameter for instant queries only.
                 QueryError::Parse { message } if endpoint == "query" => {
-                    ApiError::invalid_param("query", with_position(query, message)).message
+                    ApiError::invalid_param("query", message).message
                 }
-                QueryError::Parse { message } => with_position(query, message),
+                QueryError::Rejected {
+                    error_type: "bad_data",
+                    message,
+                    ..
+                } if endpoint == "query" => ApiError::invalid_param("query", message).message,
                 other => other.to_string(),
             };
             let status =
@@ -53,11 +57,14 @@ fn respond(
 /// `lookback_delta`, `dedup`, `partial_response`, `replicaLabels[]`.
 pub async fn instant(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     handle: web::Data<QueryHandle>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let p = Params::from_request(&req, &body);
+    let p = match Params::read(&req, body, handle.config().limits.max_body_bytes).await {
+        Ok(p) => p,
+        Err(e) => return reject(&handle, "query", &e),
+    };
     let parsed = time_param(&p, "time", now_ms()).and_then(|t| request_options(&p).map(|o| (t, o)));
     let (time_ms, opts) = match parsed {
         Ok(v) => v,
@@ -67,7 +74,7 @@ pub async fn instant(
     let res = until_disconnect(&req, handle.query_instant(query, time_ms, &opts))
         .await
         .unwrap_or(Err(QueryError::Canceled));
-    respond(&handle, "query", query, started, res)
+    respond(&handle, "query", started, res)
 }
 
 struct RangeParams {
@@ -94,7 +101,8 @@ fn range_params(p: &Params) -> Result<RangeParams, ApiError> {
         ));
     }
     if (end - start) / step > MAX_POINTS {
-        return Err(ApiError::bad_data(
+        return Err(ApiError::limit(
+            "too_many_points",
             "exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)",
         ));
     }
@@ -105,11 +113,14 @@ fn range_params(p: &Params) -> Result<RangeParams, ApiError> {
 /// the options of [`instant`].
 pub async fn range(
     req: HttpRequest,
-    body: web::Bytes,
+    body: web::Payload,
     handle: web::Data<QueryHandle>,
 ) -> HttpResponse {
     let started = Instant::now();
-    let p = Params::from_request(&req, &body);
+    let p = match Params::read(&req, body, handle.config().limits.max_body_bytes).await {
+        Ok(p) => p,
+        Err(e) => return reject(&handle, "query_range", &e),
+    };
     let parsed = range_params(&p).and_then(|r| request_options(&p).map(|o| (r, o)));
     let (r, opts) = match parsed {
         Ok(v) => v,
@@ -122,5 +133,5 @@ pub async fn range(
     )
     .await
     .unwrap_or(Err(QueryError::Canceled));
-    respond(&handle, "query_range", query, started, res)
+    respond(&handle, "query_range", started, res)
 }

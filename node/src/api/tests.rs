@@ -610,3 +610,246 @@ async fn a_client_that_leaves_cancels_its_query() {
     let after = cancelled_after.expect("the store call outlived its client");
     assert!(after < Duration::from_secs(3), "{after:?}");
 }
+
+async fn fixture_limited(
+    stores: Vec<RunningStore>,
+    limits: skein_actors::query::QueryLimits,
+) -> Fixture {
+    let mut registry = Registry::default();
+    let addrs: Vec<String> = stores.iter().map(|s| s.address()).collect();
+    let handle = QueryHandle::start(
+        QueryConfig {
+            stores: addrs,
+            info_interval: Duration::from_secs(60),
+            info_timeout: Duration::from_secs(2),
+            limits,
+            ..Default::default()
+        },
+        &mut registry,
+    );
+    handle.check_stores_now().await.unwrap();
+    Fixture {
+        handle,
+        registry,
+        _stores: stores,
+    }
+}
+
+fn rejected(f: &Fixture, reason: &str) -> u64 {
+    f.handle.metrics().rejected_count(reason)
+}
+
+/// Hostile requests get Prometheus's error types and statuses (the text
+/// Prometheus 2.42 answers, where it has an answer), and each refusal is
+/// counted by reason.
+#[actix_web::test]
+async fn hostile_requests_get_prometheus_errors_and_are_counted() {
+    let limits = skein_actors::query::QueryLimits {
+        max_match: 3,
+        max_body_bytes: 4096,
+        parse: skein_promql::ParseLimits {
+            max_bytes: 1000,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let f = fixture_limited(ha_stores().await, limits).await;
+    let app = app!(f);
+    let bad = StatusCode::BAD_REQUEST;
+    // Non-ASCII outside a string (once a panic on the HTTP worker).
+    expect_error(
+        &app,
+        get("/api/v1/query?query=up%20%2B%20gr%C3%B6%C3%9Fe&time=300"),
+        bad,
+        "bad_data",
+        "invalid parameter \"query\": 1:8: parse error: unexpected character: 'ö'",
+    )
+    .await;
+    expect_error(
+        &app,
+        post_form("/api/v1/series", "match[]=up%7Bj%C3%B6b%3D%22x%22%7D"),
+        bad,
+        "bad_data",
+        "invalid parameter \"match[]\": 1:5: parse error: unexpected character inside braces: 'ö'",
+    )
+    .await;
+    assert_eq!(rejected(&f, "non_ascii"), 2);
+    // Inside a string it is fine.
+    let (st, body, _) = call(
+        &app,
+        get("/api/v1/query?query=up%7Bjob%3D%22gr%C3%B6%C3%9Fe%22%7D&time=300"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    // Invalid UTF-8, percent-encoded, outside a string.
+    expect_error(
+        &app,
+        get("/api/v1/query?query=up%FF&time=300"),
+        bad,
+        "bad_data",
+        "invalid parameter \"query\": 1:3: parse error: unexpected character: '\u{fffd}'",
+    )
+    .await;
+    // Deep nesting in match[] (once a stack overflow of the process).
+    let deep = format!("{}up{}", "(".repeat(400), ")".repeat(400));
+    expect_error(
+        &app,
+        post_form("/api/v1/series", &format!("match[]={deep}")),
+        bad,
+        "bad_data",
+        "invalid parameter \"match[]\": 1:257: parse error: brackets nested deeper than 256 levels",
+    )
+    .await;
+    assert_eq!(rejected(&f, "too_deep"), 1);
+    // Too many match[].
+    expect_error(
+        &app,
+        get("/api/v1/series?match[]=up&match[]=up&match[]=up&match[]=up"),
+        bad,
+        "bad_data",
+        "too many match[] parameters: 4, the limit is 3",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/labels?match[]=up&match[]=up&match[]=up&match[]=up"),
+        bad,
+        "bad_data",
+        "too many match[] parameters: 4",
+    )
+    .await;
+    assert_eq!(rejected(&f, "too_many_matchers"), 2);
+    // A query over the length limit.
+    expect_error(
+        &app,
+        post_form("/api/v1/query", &format!("query=up{}", "+up".repeat(400))),
+        bad,
+        "bad_data",
+        "invalid parameter \"query\": parse error: query is 1202 bytes long, over the limit of 1000 bytes",
+    )
+    .await;
+    assert_eq!(rejected(&f, "query_too_long"), 1);
+    // A body over the size limit, form POST and query string.
+    expect_error(
+        &app,
+        post_form("/api/v1/query", &format!("query=up&x={}", "y".repeat(5000))),
+        bad,
+        "bad_data",
+        "request body too large",
+    )
+    .await;
+    expect_error(
+        &app,
+        get(&format!("/api/v1/labels?x={}", "y".repeat(5000))),
+        bad,
+        "bad_data",
+        "query string too large",
+    )
+    .await;
+    assert_eq!(rejected(&f, "body_too_large"), 2);
+    // A regex over the size limit, in a query and in match[].
+    expect_error(
+        &app,
+        get("/api/v1/query?query=up%7Bjob%3D~%22a%7B1000%7D%7B1000%7D%22%7D"),
+        bad,
+        "bad_data",
+        "invalid parameter \"query\": 1:4: parse error: regex too large",
+    )
+    .await;
+    expect_error(
+        &app,
+        get("/api/v1/label/job/values?match[]=up%7Bjob%3D~%22a%7B1000%7D%7B1000%7D%22%7D"),
+        bad,
+        "bad_data",
+        "1:4: parse error: regex too large",
+    )
+    .await;
+    assert_eq!(rejected(&f, "regex_too_large"), 2);
+    // 1 ms steps over a year.
+    expect_error(
+        &app,
+        get("/api/v1/query_range?query=up&start=0&end=31536000&step=0.001"),
+        bad,
+        "bad_data",
+        "exceeded maximum resolution of 11,000 points per timeseries",
+    )
+    .await;
+    assert_eq!(rejected(&f, "too_many_points"), 1);
+    // A subquery bomb: 422 before anything is allocated.
+    expect_error(
+        &app,
+        get("/api/v1/query?query=max_over_time(max_over_time(up%5B1y:1ms%5D)%5B1y:1ms%5D)"),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "execution",
+        "query processing would load too many samples into memory in query execution",
+    )
+    .await;
+    assert_eq!(rejected(&f, "too_many_samples"), 1);
+    // Everything still answers.
+    let (st, _, v) = call(&app, get("/api/v1/query?query=sum(up)&time=300")).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["data"]["result"][0]["value"][1], "2");
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &f.registry).unwrap();
+    assert!(
+        text.contains("skein_query_rejected_total{reason=\"body_too_large\"} 2"),
+        "{text}"
+    );
+}
+
+/// At most `max_concurrent` requests evaluate and `max_queued` wait; the
+/// rest are answered 503 at once, and the admitted ones are answered.
+#[actix_web::test]
+async fn requests_beyond_the_queue_get_503_and_the_rest_answer() {
+    let series = vec![Series::new(
+        Labels::from_pairs([("__name__", "up"), ("job", "node")]),
+        samples(0, 600_000, 1.0),
+    )];
+    // A store that takes its time: the first requests hold their slots.
+    let slow = MemStore::new(
+        series,
+        MemStoreOptions {
+            delay: Some(Duration::from_millis(1500)),
+            ..opts(&[("cluster", "eu")])
+        },
+    )
+    .serve()
+    .await
+    .unwrap();
+    let limits = skein_actors::query::QueryLimits {
+        max_concurrent: 1,
+        max_queued: 1,
+        ..Default::default()
+    };
+    let f = fixture_limited(vec![slow], limits).await;
+    let app = app!(f);
+    let reqs = [
+        get("/api/v1/query?query=up&time=300"),
+        get("/api/v1/query_range?query=up&start=0&end=300&step=60"),
+        get("/api/v1/series?match[]=up"),
+        get("/api/v1/labels"),
+        get("/api/v1/label/job/values"),
+    ];
+    let answers = futures::future::join_all(reqs.into_iter().map(|r| call(&app, r))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(s, _, _)| s.as_u16()).collect();
+    // The first runs, the second waits, the other three are refused.
+    assert_eq!(statuses, vec![200, 200, 503, 503, 503], "{answers:?}");
+    for (_, body, v) in &answers[2..] {
+        assert_eq!(v["errorType"], "unavailable", "{body}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("too many queries in flight and queued"),
+            "{body}"
+        );
+    }
+    assert_eq!(rejected(&f, "queue_full"), 3);
+    // The queue drained: the next request is answered.
+    let (st, _, _) = call(&app, get("/api/v1/labels")).await;
+    assert_eq!(st, StatusCode::OK);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &f.registry).unwrap();
+    assert!(text.contains("skein_query_queries_in_flight 0"), "{text}");
+    assert!(text.contains("skein_query_queries_queued 0"), "{text}");
+}

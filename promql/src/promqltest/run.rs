@@ -199,7 +199,7 @@ impl Runner {
         if self.histograms.is_empty() {
             return None;
         }
-        let expr = match promql_parser::parser::parse(&ev.query) {
+        let expr = match crate::parse::parse_expr(&ev.query, &Default::default()) {
             Ok(e) => e,
             Err(_) => {
                 // Unparsable queries over histogram series use native

@@ -22,6 +22,8 @@ pub struct Matcher {
 }
 
 impl Matcher {
+    /// Compiles the regex itself, without a size limit: for tests and
+    /// tools. Servers use [`Matcher::with_regex`].
     pub fn new(
         op: MatchOp,
         name: impl Into<String>,
@@ -40,6 +42,27 @@ impl Matcher {
             value,
             re,
         })
+    }
+
+    /// A matcher whose regex (anchored, for the regex ops) was compiled by
+    /// the caller: servers compile regexes from requests under their size
+    /// limits (`skein_promql::re`) and build matchers with this.
+    pub fn with_regex(
+        op: MatchOp,
+        name: impl Into<String>,
+        value: impl Into<String>,
+        re: Option<Regex>,
+    ) -> Self {
+        let re = match op {
+            MatchOp::RegexMatch | MatchOp::RegexNoMatch => re,
+            MatchOp::Equal | MatchOp::NotEqual => None,
+        };
+        Self {
+            name: name.into(),
+            op,
+            value: value.into(),
+            re,
+        }
     }
 
     /// `name="value"`.

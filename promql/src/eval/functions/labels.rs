@@ -60,10 +60,18 @@ impl Evaluator<'_> {
                 let repl = self.string_arg(c, 2)?;
                 let src = self.string_arg(c, 3)?;
                 let re_src = self.string_arg(c, 4)?;
-                let re = regex::Regex::new(&format!("^(?s:{re_src})$")).map_err(|_| {
-                    QueryError::exec(format!(
+                let re = crate::re::anchored(&re_src).map_err(|e| match e {
+                    crate::re::RegexError::Invalid(_) => QueryError::exec(format!(
                         "invalid regular expression in label_replace(): {re_src}"
-                    ))
+                    )),
+                    limit => QueryError::Rejected {
+                        reason: match limit {
+                            crate::re::RegexError::TooDeep { .. } => "regex_too_deep",
+                            _ => "regex_too_large",
+                        },
+                        error_type: "bad_data",
+                        message: format!("invalid regular expression in label_replace(): {limit}"),
+                    },
                 })?;
                 if dst.is_empty() {
                     return Err(QueryError::exec(format!(
