@@ -181,6 +181,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn request_regexes_compile_under_the_size_limit() {
+        let wire = |v: &str| thanos::LabelMatcher {
+            r#type: label_matcher::Type::Re as i32,
+            name: "job".into(),
+            value: v.into(),
+        };
+        let e = convert_matchers(&[wire("a{1000}{1000}")]).unwrap_err();
+        assert!(e.contains("regex too large"), "{e}");
+        assert!(convert_matchers(&[wire("a{1000}")]).is_ok());
+    }
+
+    #[test]
     fn external_labels_plan_and_overlay() {
         let ext = vec![Label::new("cluster", "eu"), Label::new("replica", "a")];
         let m = |op, n: &str, v: &str| Matcher::new(op, n, v).unwrap();
