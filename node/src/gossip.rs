@@ -310,8 +310,14 @@ pub async fn start(
 }
 
 /// The store a querier in `my_cluster` should dial for a peer: its internal
-/// address inside the same cluster, its external one across clusters.
-pub fn candidate_for(my_cluster: Option<&str>, p: &Peer) -> Option<skein_actors::query::Candidate> {
+/// address inside the same cluster, its external one across clusters. It
+/// comes with what the peer promised: its certificate must be of the
+/// announced cluster of `federation`, its Info label sets the announced ones.
+pub fn candidate_for(
+    federation: &str,
+    my_cluster: Option<&str>,
+    p: &Peer,
+) -> Option<skein_actors::query::Candidate> {
     let a = &p.announcement;
     if !a
         .roles
@@ -330,12 +336,31 @@ pub fn candidate_for(my_cluster: Option<&str>, p: &Peer) -> Option<skein_actors:
         address: addr,
         server_name: a.tls_server_name.clone(),
         node_id: p.node_id.clone(),
+        promise: Some(skein_actors::query::Promise::new(
+            federation,
+            &a.cluster,
+            promised_labels(&a.external_labels),
+        )),
     })
+}
+
+/// Announced label sets as the store set compares them.
+pub fn promised_labels(sets: &[LabelSet]) -> Vec<Labels> {
+    sets.iter()
+        .map(|set| {
+            Labels::new(
+                set.iter()
+                    .map(|(k, v)| skein_promql::Label::new(k.clone(), v.clone()))
+                    .collect(),
+            )
+        })
+        .collect()
 }
 
 /// Feeds the query role's store set from the membership view.
 pub fn feed_store_set(
     membership: &Membership,
+    federation: String,
     my_cluster: Option<String>,
     query: skein_actors::query::QueryHandle,
 ) {
@@ -346,7 +371,7 @@ pub fn feed_store_set(
             // The store set unites and dedups the sources' candidates.
             let cands: Vec<_> = peers
                 .iter()
-                .filter_map(|p| candidate_for(my_cluster.as_deref(), p))
+                .filter_map(|p| candidate_for(&federation, my_cluster.as_deref(), p))
                 .collect();
             tracing::debug!(stores = cands.len(), "gossip view changed");
             query.set_discovered(cands);
@@ -454,17 +479,17 @@ mod tests {
             Some("eu1.example:443"),
         );
         assert_eq!(
-            candidate_for(Some("eu1"), &p).unwrap().address,
+            candidate_for("fed", Some("eu1"), &p).unwrap().address,
             "10.0.0.1:10901"
         );
-        let c = candidate_for(Some("us1"), &p).unwrap();
+        let c = candidate_for("fed", Some("us1"), &p).unwrap();
         assert_eq!(c.address, "eu1.example:443");
         assert_eq!(c.server_name.as_deref(), Some("n1.skein"));
         // Another cluster without an external address cannot be reached.
         let p = peer("eu1", vec![Role::Store], Some("10.0.0.1:10901"), None);
-        assert!(candidate_for(Some("us1"), &p).is_none());
+        assert!(candidate_for("fed", Some("us1"), &p).is_none());
         // Queriers are not stores.
         let p = peer("eu1", vec![Role::Query], Some("10.0.0.1:10901"), None);
-        assert!(candidate_for(Some("eu1"), &p).is_none());
+        assert!(candidate_for("fed", Some("eu1"), &p).is_none());
     }
 }

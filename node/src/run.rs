@@ -303,12 +303,19 @@ async fn run(config: Config) -> anyhow::Result<()> {
                 wan_pool = Some(crate::wan::start(plan, &config, &m, served.clone()).await?);
             }
             match (&query, &wan_pool) {
-                (Some(q), Some(w)) => {
-                    crate::wan::feed_store_set(&m, w, config.cluster.clone(), q.clone())
-                }
-                (Some(q), None) => {
-                    crate::gossip::feed_store_set(&m, config.cluster.clone(), q.clone())
-                }
+                (Some(q), Some(w)) => crate::wan::feed_store_set(
+                    &m,
+                    w,
+                    config.federation.clone(),
+                    config.cluster.clone(),
+                    q.clone(),
+                ),
+                (Some(q), None) => crate::gossip::feed_store_set(
+                    &m,
+                    config.federation.clone(),
+                    config.cluster.clone(),
+                    q.clone(),
+                ),
                 (None, _) => {}
             }
             Some(m)

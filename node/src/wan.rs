@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
-use skein_actors::query::{Candidate, QueryHandle};
+use skein_actors::query::{Candidate, Promise, QueryHandle};
 use skein_discovery::wan::{
     CarrierSettings, CatalogEntry, WanAddr, WanConfig, WanEndpoint, WanPool, catalog,
 };
@@ -204,10 +204,15 @@ fn own_entry(config: &Config, cluster: &str) -> Option<CatalogEntry> {
 /// addresses) and the WAN catalog entries of other clusters (external
 /// address and server name), unique by (address, server name): behind an
 /// SNI-routing ingress several stores share one address.
-pub fn candidates(my_cluster: Option<&str>, lan: &[Peer], wan: &[CatalogEntry]) -> Vec<Candidate> {
+pub fn candidates(
+    federation: &str,
+    my_cluster: Option<&str>,
+    lan: &[Peer],
+    wan: &[CatalogEntry],
+) -> Vec<Candidate> {
     let mut cands: Vec<Candidate> = lan
         .iter()
-        .filter_map(|p| crate::gossip::candidate_for(my_cluster, p))
+        .filter_map(|p| crate::gossip::candidate_for(federation, my_cluster, p))
         .collect();
     cands.extend(
         wan.iter()
@@ -216,10 +221,24 @@ pub fn candidates(my_cluster: Option<&str>, lan: &[Peer], wan: &[CatalogEntry]) 
                 address: e.address.clone(),
                 server_name: e.tls_server_name.clone(),
                 node_id: e.node_id.clone(),
+                promise: Some(Promise::new(
+                    federation,
+                    &e.cluster,
+                    crate::gossip::promised_labels(&e.label_sets),
+                )),
             }),
     );
-    cands.sort_by(|a, b| (&a.address, &a.server_name).cmp(&(&b.address, &b.server_name)));
-    cands.dedup_by(|a, b| a.address == b.address && a.server_name == b.server_name);
+    // One candidate per store and promised cluster (the store set keeps
+    // the same key).
+    let key = |c: &Candidate| {
+        (
+            c.address.clone(),
+            c.server_name.clone(),
+            c.promise.as_ref().map(|p| p.cluster.clone()),
+        )
+    };
+    cands.sort_by_key(key);
+    cands.dedup_by(|a, b| key(a) == key(b));
     cands
 }
 
@@ -228,6 +247,7 @@ pub fn candidates(my_cluster: Option<&str>, lan: &[Peer], wan: &[CatalogEntry]) 
 pub fn feed_store_set(
     lan: &Membership,
     wan: &WanPool,
+    federation: String,
     my_cluster: Option<String>,
     query: QueryHandle,
 ) {
@@ -237,7 +257,7 @@ pub fn feed_store_set(
         loop {
             let peers = lan_rx.borrow_and_update().clone();
             let remote = wan_rx.borrow_and_update().clone();
-            let cands = candidates(my_cluster.as_deref(), &peers, &remote);
+            let cands = candidates(&federation, my_cluster.as_deref(), &peers, &remote);
             tracing::debug!(stores = cands.len(), "gossip views changed");
             query.set_discovered(cands);
             tokio::select! {
@@ -285,7 +305,7 @@ mod tests {
         // The WAN catalog also lists this cluster's stores (another WAN
         // member of cluster a publishes them): those are dialed internally.
         let wan = [entry("a0", "a"), entry("b0", "b"), entry("c0", "c")];
-        let c = candidates(Some("a"), &lan, &wan);
+        let c = candidates("fed", Some("a"), &lan, &wan);
         let addrs: Vec<&str> = c.iter().map(|c| c.address.as_str()).collect();
         assert_eq!(
             addrs,

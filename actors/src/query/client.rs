@@ -128,6 +128,45 @@ pub fn channel<'a>(
         .connect_lazy())
 }
 
+/// Like [`channel`] over mutual TLS, and the store's certificate must also
+/// name an identity of `expect`'s federation and cluster (a store found
+/// through gossip). The verifier tells why a handshake was refused.
+pub fn channel_expecting(
+    addr: &str,
+    tls: &skein_tls::TlsMaterial,
+    server_name: Option<&str>,
+    expect: skein_tls::identity::ExpectedIdentity,
+) -> Result<
+    (
+        Channel,
+        std::sync::Arc<skein_tls::identity::IdentityVerifier>,
+    ),
+    ClientError,
+> {
+    let bad = |reason: String| ClientError::BadAddress {
+        addr: addr.to_string(),
+        reason,
+    };
+    check_store_address(addr).map_err(bad)?;
+    let name = server_name.unwrap_or_else(|| host_of(addr));
+    let (cfg, verifier) = tls
+        .client_config_expecting(name, expect)
+        .map_err(|e| bad(format!("TLS: {e}")))?;
+    let endpoint = Endpoint::from_shared(format!("https://{addr}"))
+        .map_err(|e| bad(e.to_string()))?
+        .tls_config_with_verifier(cfg, verifier.clone())
+        .map_err(|e| bad(format!("TLS: {e}")))?;
+    Ok((
+        endpoint
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect_lazy(),
+        verifier,
+    ))
+}
+
 /// What one store's answer to one request may be before the querier drops
 /// it (a hostile or broken store must not take the querier's memory).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -99,6 +99,10 @@ pub fn select_stores<'a>(
 ) -> Selection<'a> {
     let mut sel = Selection::default();
     for s in stores {
+        if s.excluded() {
+            // Refused (or not yet announced) discovered stores: not ours.
+            continue;
+        }
         if s.min_time > max_time || s.max_time < min_time || !labels_can_match(&s.label_sets, ms) {
             continue;
         }

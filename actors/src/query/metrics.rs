@@ -27,6 +27,7 @@ pub struct QueryMetrics {
     rejected: Family<LabelPairs, Counter>,
     in_flight: Gauge,
     queued: Gauge,
+    store_rejected: Family<Vec<(&'static str, String)>, Counter>,
 }
 
 impl QueryMetrics {
@@ -42,6 +43,7 @@ impl QueryMetrics {
             rejected: Family::default(),
             in_flight: Gauge::default(),
             queued: Gauge::default(),
+            store_rejected: Family::default(),
         };
         let r = registry.sub_registry_with_prefix("skein_query");
         r.register(
@@ -91,7 +93,22 @@ impl QueryMetrics {
             "API requests waiting for an evaluation slot",
             m.queued.clone(),
         );
+        r.register(
+            "store_rejected",
+            "Stores found through gossip that were refused: certificate of another cluster (identity) or Info label sets other than announced (label_sets); counted when refused",
+            m.store_rejected.clone(),
+        );
+        for reason in ["identity", "label_sets"] {
+            let _ = m
+                .store_rejected
+                .get_or_create(&vec![("reason", reason.to_string())]);
+        }
         m
+    }
+
+    /// The counter the store set counts refused stores in.
+    pub fn store_rejected(&self) -> Family<Vec<(&'static str, String)>, Counter> {
+        self.store_rejected.clone()
     }
 
     /// Metrics that go nowhere (for callers without a registry).

@@ -33,7 +33,10 @@ pub use labels_api::{Answer, LabelsQuery};
 pub use metrics::QueryMetrics;
 pub use selector::{parse_match_params, parse_match_params_blocking, parse_selector};
 pub use source::{SourceOptions, StoreApiSource};
-pub use store_set::{Candidate, CheckNow, GetStores, SetDiscovered, StoreSetActor, StoreStatus};
+pub use store_set::{
+    Candidate, CheckNow, GetStores, Promise, SetDiscovered, StoreRejection, StoreSetActor,
+    StoreStatus,
+};
 
 /// Per-request options of a PromQL query (the Thanos/Prometheus params).
 #[derive(Clone, Debug, Default)]
@@ -75,7 +78,8 @@ impl QueryHandle {
         registry: &mut Registry,
     ) -> QueryHandle {
         let metrics = QueryMetrics::register(registry);
-        let actor = StoreSetActor::with_tls(&cfg.stores, cfg.info_interval, cfg.info_timeout, tls);
+        let actor = StoreSetActor::with_tls(&cfg.stores, cfg.info_interval, cfg.info_timeout, tls)
+            .counting_rejections(metrics.store_rejected());
         let store_set = actor.start();
         let engine = Engine::new(EngineOptions {
             lookback_delta: cfg.lookback_delta,

@@ -775,6 +775,7 @@ async fn discovered_stores_join_leave_and_crashed_ones_keep_warning() {
         address: s.address(),
         server_name: None,
         node_id: id.into(),
+        promise: None,
     };
     // No configured stores: everything comes from gossip.
     let actor = StoreSetActor::new(&[], Duration::from_secs(60), Duration::from_secs(2)).start();
@@ -819,6 +820,7 @@ async fn discovered_stores_join_leave_and_crashed_ones_keep_warning() {
             address: b_addr.clone(),
             server_name: None,
             node_id: "b".into(),
+            promise: None,
         }]))
         .await
         .unwrap();
@@ -874,6 +876,7 @@ async fn discovery_sources_are_united_and_replaced_one_by_one() {
         address: s.address(),
         server_name: None,
         node_id: s.address(),
+        promise: None,
     };
     let actor = StoreSetActor::new(&[], Duration::from_secs(60), Duration::from_secs(2)).start();
     actor
@@ -1182,4 +1185,130 @@ mod hostile_stores {
             r.warnings
         );
     }
+}
+
+/// A store found through gossip must report the label sets it announced:
+/// refused (visible, counted once) while it does not, used once its
+/// announcement agrees; a reconfigured store whose announcement follows
+/// within the grace converges without a refusal; one whose announcement
+/// never follows is refused after the grace. Refused stores are neither
+/// queried nor warned about.
+#[actix_rt::test]
+async fn discovered_stores_must_report_the_label_sets_they_announced() {
+    use super::store_set::{
+        Candidate, CheckNow, LABEL_GRACE_ROUNDS, Promise, SetDiscovered, StoreRejection,
+        StoreSetActor,
+    };
+    use actix::Actor;
+    use prometheus_client::metrics::counter::Counter;
+    use prometheus_client::metrics::family::Family;
+
+    let cluster = |v: &str| vec![Labels::from_pairs([("cluster", v)])];
+    let a = serve(
+        vec![series(&[("__name__", "up")], samples(0, 1000, SCRAPE, 1.0))],
+        ext(&[("cluster", "a")]),
+    )
+    .await;
+    let addr = a.addr;
+    let cand = |sets: Vec<Labels>| Candidate {
+        address: addr.to_string(),
+        server_name: None,
+        node_id: "a".into(),
+        promise: Some(Promise::new("fed", "a", sets)),
+    };
+    let counter: Family<Vec<(&'static str, String)>, Counter> = Family::default();
+    let rejected = || {
+        counter
+            .get_or_create(&vec![("reason", "label_sets".to_string())])
+            .get()
+    };
+    let actor = StoreSetActor::new(&[], Duration::from_secs(3600), Duration::from_secs(2))
+        .counting_rejections(counter.clone())
+        .start();
+    let check = || async { actor.send(CheckNow).await.unwrap() };
+
+    // 1. Its announcement has no label sets yet: not used, not refused.
+    actor.send(SetDiscovered(vec![cand(vec![])])).await.unwrap();
+    let set = check().await;
+    assert!(
+        !set[0].healthy && set[0].awaiting_announcement,
+        "{:?}",
+        set[0]
+    );
+    assert!(set[0].last_error.as_deref().unwrap().contains("waiting"));
+    assert_eq!(rejected(), 0);
+
+    // 2. It announced cluster="b" and reports cluster="a": refused with
+    // the reason, counted once however many rounds, left out of queries
+    // (no data, no warning).
+    actor
+        .send(SetDiscovered(vec![cand(cluster("b"))]))
+        .await
+        .unwrap();
+    check().await;
+    let set = check().await;
+    assert!(!set[0].healthy);
+    assert_eq!(set[0].refused, Some(StoreRejection::LabelSets));
+    let err = set[0].last_error.clone().unwrap();
+    assert!(
+        err.contains("refused") && err.contains("cluster=\"a\"") && err.contains("cluster=\"b\""),
+        "{err}"
+    );
+    assert_eq!(rejected(), 1);
+    let sel = super::fanout::select_stores(&set, 0, 1000, &[]);
+    assert!(sel.ready.is_empty() && sel.unavailable.is_empty());
+
+    // 3. The announcement agrees: used.
+    actor
+        .send(SetDiscovered(vec![cand(cluster("a"))]))
+        .await
+        .unwrap();
+    let set = check().await;
+    assert!(set[0].healthy && set[0].refused.is_none(), "{:?}", set[0]);
+
+    // 4. Prometheus is reconfigured (cluster="a2") before the announcement
+    // follows: the verified label sets stay in use, then the announcement
+    // catches up; no refusal.
+    drop(a);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let restart = |v: &'static str| async move {
+        MemStore::new(vec![], ext(&[("cluster", v)]))
+            .serve_at(addr)
+            .await
+            .unwrap()
+    };
+    let a2 = restart("a2").await;
+    for _ in 0..3 {
+        let set = check().await;
+        assert!(set[0].healthy, "{:?}", set[0]);
+        assert_eq!(set[0].label_sets, cluster("a"));
+    }
+    actor
+        .send(SetDiscovered(vec![cand(cluster("a2"))]))
+        .await
+        .unwrap();
+    let set = check().await;
+    assert!(
+        set[0].healthy && set[0].label_sets == cluster("a2"),
+        "{:?}",
+        set[0]
+    );
+    assert_eq!(rejected(), 1);
+
+    // 5. It changes again and its announcement never follows: refused
+    // once the grace is over.
+    drop(a2);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _evil = restart("evil").await;
+    for _ in 0..LABEL_GRACE_ROUNDS {
+        assert!(check().await[0].healthy);
+    }
+    let set = check().await;
+    assert_eq!(
+        set[0].refused,
+        Some(StoreRejection::LabelSets),
+        "{:?}",
+        set[0]
+    );
+    assert_eq!(rejected(), 2);
 }
