@@ -32,6 +32,12 @@ pub struct Target {
 /// Every target, in the order `make fuzz` runs them.
 pub const TARGETS: &[Target] = &[
     Target {
+        name: "promql",
+        run: targets::promql::promql,
+        max_len: 4096,
+        what: "guarded PromQL parse entry with error positions, match[] selectors, durations",
+    },
+    Target {
         name: "tsdb_index",
         run: targets::tsdb::index,
         max_len: 64 * 1024,

@@ -297,6 +297,7 @@ pub fn generated(name: &str) -> Vec<(String, Vec<u8>)> {
         }
         "wan_delivery" => out.extend(crate::targets::wan::seeds()),
         "gossip_datagrams" => out.extend(crate::targets::gossip::seeds()),
+        "promql" => out.extend(crate::targets::promql::seeds()),
         _ => {}
     }
     out

@@ -4,6 +4,7 @@
 
 pub mod gossip;
 pub mod meta;
+pub mod promql;
 pub mod remote_read;
 pub mod store;
 pub mod tsdb;
