@@ -1312,3 +1312,73 @@ async fn discovered_stores_must_report_the_label_sets_they_announced() {
     );
     assert_eq!(rejected(), 2);
 }
+
+/// Addresses learned from gossip (LAN announcements, the WAN catalog) or
+/// files must be `host:port`: one with a scheme or a path is refused,
+/// counted by source and never dialled, the others are used.
+#[actix_rt::test]
+async fn discovered_addresses_with_a_scheme_are_refused_counted_and_not_dialled() {
+    use super::store_set::Candidate;
+    let good = serve(
+        vec![series(
+            &[("__name__", "up")],
+            samples(0, 60_000, SCRAPE, 1.0),
+        )],
+        ext(&[("cluster", "a")]),
+    )
+    .await;
+    let mut registry = Registry::default();
+    let handle = QueryHandle::start(
+        QueryConfig {
+            info_interval: Duration::from_secs(60),
+            ..Default::default()
+        },
+        &mut registry,
+    );
+    let cand = |address: String| Candidate {
+        address,
+        server_name: None,
+        node_id: "n".into(),
+        promise: None,
+    };
+    // A plaintext scheme pointing at the live store: it must not be used.
+    handle.set_discovered(vec![
+        cand(good.address()),
+        cand(format!("http://{}", good.address())),
+        cand(format!("{}/x", good.address())),
+    ]);
+    handle.set_source("file", vec![cand(format!("https://{}", good.address()))]);
+    let stores = handle.check_stores_now().await.unwrap();
+    let names: Vec<&str> = stores.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec![good.address().as_str()]);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains(r#"skein_query_store_addresses_rejected_total{source="gossip"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"skein_query_store_addresses_rejected_total{source="file"} 1"#),
+        "{text}"
+    );
+}
+
+/// The dialer takes no scheme from an address: with TLS material or in
+/// development mode, `http://` and `https://` addresses get no channel.
+#[tokio::test]
+async fn the_dialer_refuses_addresses_that_pick_their_transport() {
+    for bad in [
+        "http://127.0.0.1:1",
+        "https://127.0.0.1:1",
+        "127.0.0.1:1/p",
+        "a b:1",
+    ] {
+        let e = client::channel(bad, client::Dialer::DevPlaintext, None).unwrap_err();
+        assert!(e.to_string().contains("not a host:port"), "{bad}: {e}");
+    }
+    assert!(client::channel("127.0.0.1:1", client::Dialer::DevPlaintext, None).is_ok());
+    assert!(client::channel("[::1]:1", client::Dialer::DevPlaintext, None).is_ok());
+    let s = StoreStatus::new("http://127.0.0.1:1");
+    assert!(s.channel.is_none());
+    assert!(s.last_error.unwrap().contains("scheme"));
+}
