@@ -424,3 +424,76 @@ async fn deliver_from_must_match_the_callers_certificate() {
     let _ = a.stop.send(());
     a.pool.shutdown().await;
 }
+
+/// A member whose certificate is renewed re-signs its catalog with the new
+/// certificate (readers keep its entries), without being asked to publish.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_certificate_re_signs_the_catalog() {
+    skein_tls::install_crypto_provider();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = DevCa::generate("ca").unwrap();
+    let id = |c: &str, n: &str| Some(NodeIdentity::new(FED, c, n));
+    let a = member(
+        "a",
+        "a",
+        [127, 0, 0, 81],
+        tls(dir.path(), &ca, &[&ca], "a", "127.0.0.81", id("a", "a")),
+        &[],
+    )
+    .await;
+    let b = member(
+        "b",
+        "b",
+        [127, 0, 0, 82],
+        tls(dir.path(), &ca, &[&ca], "b", "127.0.0.82", id("b", "b")),
+        &[&a.external],
+    )
+    .await;
+    a.pool
+        .publish_catalog(&[store("sa1", "a", "sa1.a.example:443")])
+        .await
+        .unwrap();
+    let mut rx = b
+        .pool
+        .membership()
+        .watch_values(CATALOG_PREFIX)
+        .await
+        .unwrap();
+    let a_shard = |rx: &mut tokio::sync::watch::Receiver<Arc<Vec<skein_discovery::PeerValues>>>| {
+        rx.borrow_and_update()
+            .iter()
+            .find(|p| p.node_id == "a")
+            .and_then(|p| p.values.first().cloned())
+    };
+    assert!(eventually(Duration::from_secs(15), || catalog_ids(&b) == ["sa1"]).await);
+    let before = a_shard(&mut rx).unwrap();
+    // Renew A's certificate in place (same identity, new key) and reload.
+    let mut spec = NodeCertSpec::new("a", &["127.0.0.81".to_string()]);
+    spec.identity = id("a", "a");
+    ca.issue_node_to(dir.path(), &spec).unwrap();
+    a.tls.reload().unwrap();
+    let mut after = None;
+    for _ in 0..150 {
+        if let Some(v) = a_shard(&mut rx).filter(|v| *v != before) {
+            after = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let after = after.expect("A re-signed its catalog after the reload");
+    let cert_of = |shard: &str| -> String {
+        let v: serde_json::Value = serde_json::from_str(shard).unwrap();
+        v["chain"][0].as_str().unwrap().to_string()
+    };
+    assert_ne!(
+        cert_of(&before),
+        cert_of(&after),
+        "signed with the new certificate"
+    );
+    assert_eq!(catalog_ids(&b), ["sa1"]);
+    assert_eq!(rejected(&b, Rejection::Signature), 0);
+    for x in [a, b] {
+        let _ = x.stop.send(());
+        x.pool.shutdown().await;
+    }
+}
