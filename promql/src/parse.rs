@@ -268,6 +268,26 @@ fn string_end(b: &[u8], start: usize) -> usize {
     b.len()
 }
 
+/// Where a `\\` escape of a non-ASCII character starts in the string literal
+/// `b[start..end]` (raw backtick strings have no escapes).
+fn escaped_non_ascii(b: &[u8], start: usize, end: usize) -> Option<usize> {
+    if b.get(start) == Some(&b'`') {
+        return None;
+    }
+    let mut i = start + 1;
+    while i < end {
+        if b[i] == b'\\' {
+            if b.get(i + 1).is_some_and(|&n| n >= 0x80) {
+                return Some(i);
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    None
+}
+
 fn is_word_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b':' || c == b'.'
 }
@@ -320,6 +340,21 @@ pub(crate) fn scan(text: &str, limits: &ParseLimits) -> Result<Vec<RegexLiteral>
         match c {
             b'"' | b'\'' | b'`' => {
                 let end = string_end(b, i);
+                // promql-parser slices a `\` escape as if the next character were one
+                // byte and panics on a non-ASCII one; Prometheus refuses it as an
+                // unknown escape sequence.
+                if let Some(bs) = escaped_non_ascii(b, i, end) {
+                    let (line, col) = line_col(text, bs);
+                    let ch = text
+                        .get(bs + 1..)
+                        .and_then(|t| t.chars().next())
+                        .unwrap_or('?');
+                    return Err(ParseError::NonAscii {
+                        line,
+                        col,
+                        message: format!("unknown escape sequence U+{:04X} '{ch}'", u32::from(ch)),
+                    });
+                }
                 if in_braces {
                     if regex_next {
                         regexes.push(RegexLiteral {
@@ -532,6 +567,23 @@ mod tests {
 
     fn err(q: &str, l: &ParseLimits) -> ParseError {
         parse_expr(q, l).unwrap_err()
+    }
+
+    #[test]
+    fn escaped_non_ascii_in_a_string_is_an_error_not_a_panic() {
+        // Found by the promql fuzz target: promql-parser's unescape panicked here.
+        let l = ParseLimits::default();
+        for q in [r#"up{a="\é"}"#, r#"{__name__=~".\�x"}"#, "'\\ü' + 1"] {
+            let e = err(q, &l);
+            assert!(
+                e.to_string().contains("unknown escape sequence"),
+                "{q}: {e}"
+            );
+        }
+        // An escaped backslash before a non-ASCII character is fine; raw
+        // strings have no escapes (whatever they answer, they do not panic).
+        assert!(parse_expr(r#"up{a="\\é"}"#, &l).is_ok());
+        let _ = parse_expr("up{a=`\\é`}", &l);
     }
 
     #[test]
