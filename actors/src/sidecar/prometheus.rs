@@ -64,7 +64,16 @@ pub enum PrometheusError {
     RemoteRead(#[from] RemoteReadError),
     #[error("Prometheus remote read answered with unexpected content type {0:?}")]
     ContentType(String),
+    #[error("Prometheus {endpoint} answered more than {max} bytes; refused")]
+    BodyTooLarge { endpoint: String, max: usize },
 }
+
+/// Largest whole answer read from Prometheus (JSON APIs, /metrics, a
+/// remote-read SAMPLES answer). A SAMPLES body decompresses to at most
+/// [`remote_read::MAX_FRAME_BYTES`] (50 MiB), and snappy output is at most
+/// about 1/6 larger than its input, so every valid SAMPLES body fits; the
+/// bound is what one answer can make the sidecar hold.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 /// Talks to one Prometheus. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -301,21 +310,42 @@ impl PrometheusClient {
         }
     }
 
+    /// Reads a whole answer, at most [`MAX_BODY_BYTES`]: a larger one (by its
+    /// Content-Length or by what arrives) is refused before it is held.
     async fn body_bytes(
         &self,
         endpoint: &str,
-        resp: reqwest::Response,
+        mut resp: reqwest::Response,
     ) -> Result<bytes::Bytes, PrometheusError> {
-        match tokio::time::timeout(self.timeout, resp.bytes()).await {
+        let too_large = || PrometheusError::BodyTooLarge {
+            endpoint: endpoint.to_string(),
+            max: MAX_BODY_BYTES,
+        };
+        if resp
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY_BYTES as u64)
+        {
+            return Err(too_large());
+        }
+        let read = async {
+            let mut body = bytes::BytesMut::new();
+            while let Some(chunk) = resp.chunk().await.map_err(|e| PrometheusError::Request {
+                endpoint: endpoint.to_string(),
+                reason: error_chain(&e),
+            })? {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(too_large());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(body.freeze())
+        };
+        match tokio::time::timeout(self.timeout, read).await {
             Err(_) => Err(PrometheusError::Timeout {
                 endpoint: endpoint.to_string(),
                 after: self.timeout,
             }),
-            Ok(Err(e)) => Err(PrometheusError::Request {
-                endpoint: endpoint.to_string(),
-                reason: error_chain(&e),
-            }),
-            Ok(Ok(b)) => Ok(b),
+            Ok(r) => r,
         }
     }
 
@@ -518,6 +548,65 @@ mod tests {
 
     fn client() -> PrometheusClient {
         PrometheusClient::new("http://127.0.0.1:9090/", Duration::from_secs(1)).unwrap()
+    }
+
+    /// A one-connection HTTP server on 127.0.0.1 that answers any request
+    /// with `head` and then `body_mib` MiB of zeros in 1 MiB chunked pieces
+    /// (stopping when the client hangs up). Returns its base URL.
+    async fn oversized_server(head: &'static str, body_mib: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut req = vec![0u8; 64 * 1024];
+            let _ = s.read(&mut req).await;
+            if s.write_all(head.as_bytes()).await.is_err() {
+                return;
+            }
+            let piece = vec![0u8; 1 << 20];
+            for _ in 0..body_mib {
+                let frame = format!("{:x}\r\n", piece.len());
+                if s.write_all(frame.as_bytes()).await.is_err()
+                    || s.write_all(&piece).await.is_err()
+                    || s.write_all(b"\r\n").await.is_err()
+                {
+                    return;
+                }
+            }
+            let _ = s.write_all(b"0\r\n\r\n").await;
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn answers_over_the_body_limit_are_refused_before_they_are_held() {
+        use prompb::read_request::ResponseType;
+        // A SAMPLES answer that keeps coming: refused once it passes the bound.
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/x-protobuf\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let url = oversized_server(head, MAX_BODY_BYTES / (1 << 20) + 8).await;
+        let c = PrometheusClient::new(&url, Duration::from_secs(20)).unwrap();
+        let m = [LabelMatcher::new(
+            "__name__",
+            skein_promql::MatchOp::Equal,
+            "up",
+        )];
+        let e = c
+            .remote_read(0, 1, &m, &[ResponseType::Samples])
+            .await
+            .err()
+            .expect("an oversized answer must be refused");
+        assert!(
+            matches!(e, PrometheusError::BodyTooLarge { max, .. } if max == MAX_BODY_BYTES),
+            "{e}"
+        );
+        // A JSON API answer announcing a huge Content-Length: refused from
+        // the header alone.
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4294967296\r\n\r\n";
+        let url = oversized_server(head, 0).await;
+        let c = PrometheusClient::new(&url, Duration::from_secs(20)).unwrap();
+        let e = c.label_names(None, 0, 1).await.unwrap_err();
+        assert!(matches!(e, PrometheusError::BodyTooLarge { .. }), "{e}");
     }
 
     #[test]
